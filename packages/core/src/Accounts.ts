@@ -1,0 +1,176 @@
+/**
+ * Organizations, API keys, authentication and usage.
+ *
+ * API keys are stored as SHA-256 hashes only; a lookup by hash is
+ * constant-time with respect to the key, and every refusal reads the same, so
+ * a caller learns nothing about which keys exist. Last-use times are
+ * collected in memory and written in one batch per flush, not once per request.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Effect, Layer, Option, Schedule } from "effect"
+import type { ApiKey, Organization } from "./Domain.ts"
+import { NotFound, StorageError, Unauthorized, ValidationFailed } from "./Errors.ts"
+import * as Ids from "./Ids.ts"
+import type { ApiKeyId, OrganizationId } from "./Ids.ts"
+import * as Quota from "./Quota.ts"
+import * as Signing from "./Signing.ts"
+import { Storage } from "./Storage.ts"
+
+/** Who is calling: an organization, through one of its keys. */
+export interface Principal {
+  readonly organization: Organization
+  readonly apiKey: ApiKey
+}
+
+/** A new API key: the record and the key itself, which is shown this once. */
+export interface CreatedApiKey {
+  readonly record: ApiKey
+  readonly key: string
+}
+
+/** Usage of the current period against the plan. */
+export type Usage = ReturnType<typeof Quota.usageSummary>
+
+const unauthorized = new Unauthorized({
+  message: "Missing or invalid API key: send `Authorization: Bearer pj_live_…` with a key that has not been revoked."
+})
+
+/** Organizations, API keys, authentication and usage. */
+export class Accounts extends Context.Service<Accounts, {
+  /** Creates an organization on a plan of the catalog, with a first API key. */
+  readonly createOrganization: (input: {
+    readonly name: string
+    readonly plan?: string | undefined
+  }) => Effect.Effect<{ readonly organization: Organization; readonly apiKey: CreatedApiKey }, ValidationFailed | StorageError>
+  readonly getOrganization: (id: OrganizationId) => Effect.Effect<Organization, NotFound | StorageError>
+  readonly createApiKey: (
+    organizationId: OrganizationId,
+    name: string
+  ) => Effect.Effect<CreatedApiKey, NotFound | StorageError>
+  readonly listApiKeys: (organizationId: OrganizationId) => Effect.Effect<ReadonlyArray<ApiKey>, StorageError>
+  readonly revokeApiKey: (organizationId: OrganizationId, id: ApiKeyId) => Effect.Effect<void, NotFound | StorageError>
+  /** The principal of a bearer token, or Unauthorized. */
+  readonly authenticate: (bearer: string | undefined) => Effect.Effect<Principal, Unauthorized | StorageError>
+  /** Writes the collected last-use times now. */
+  readonly flushLastUsed: Effect.Effect<void, StorageError>
+  readonly usage: (organizationId: OrganizationId) => Effect.Effect<Usage, NotFound | StorageError>
+}>()("@promptjang/core/Accounts") {}
+
+/** Accounts over the Storage in context; flushes last-use times every 10 seconds while the layer lives. */
+export const make = Effect.gen(function*() {
+  const storage = yield* Storage
+  const lastUsed = new Map<ApiKeyId, number>()
+
+  const planOf = (name: string) =>
+    Effect.gen(function*() {
+      const plans = yield* Quota.Plans
+      return Quota.planOf(plans, name)
+    })
+
+  const createApiKey = Effect.fn("Accounts.createApiKey")(function*(organizationId: OrganizationId, name: string) {
+    const organization = yield* storage.getOrganization(organizationId)
+    if (Option.isNone(organization)) {
+      return yield* new NotFound({ resource: "organization", id: organizationId, message: `No organization ${organizationId}.` })
+    }
+    const key = yield* Signing.generateApiKey
+    const record: ApiKey = {
+      id: yield* Ids.makeApiKeyId,
+      organizationId,
+      name,
+      prefix: Signing.apiKeyPrefix(key),
+      keyHash: Signing.hashApiKey(key),
+      createdAt: yield* Clock.currentTimeMillis,
+      lastUsedAt: null,
+      revokedAt: null
+    }
+    yield* storage.createApiKey(record)
+    return { record, key }
+  })
+
+  const flushLastUsed = Effect.suspend(() => {
+    if (lastUsed.size === 0) return Effect.void
+    const uses = Array.from(lastUsed, ([id, at]) => ({ id, at }))
+    lastUsed.clear()
+    return storage.touchApiKeys(uses)
+  })
+
+  yield* flushLastUsed.pipe(
+    Effect.catchCause((cause) => Effect.logWarning("Could not record API key last-use times").pipe(Effect.annotateLogs({ cause }))),
+    Effect.repeat(Schedule.spaced("10 seconds")),
+    Effect.forkScoped
+  )
+  yield* Effect.addFinalizer(() => Effect.ignore(flushLastUsed))
+
+  return Accounts.of({
+    createOrganization: Effect.fn("Accounts.createOrganization")(function*(input) {
+      const planName = input.plan ?? "starter"
+      const plans = yield* Quota.Plans
+      const name = input.name.trim()
+      if (name === "") {
+        return yield* new ValidationFailed({
+          message: "The organization needs a name.",
+          details: [{ path: "name", message: "must not be empty" }]
+        })
+      }
+      if (Option.isNone(Quota.planOf(plans, planName))) {
+        return yield* new ValidationFailed({
+          message: `Unknown plan "${planName}": choose one of ${Array.from(plans.keys()).join(", ")}.`,
+          details: [{ path: "plan", message: `must be one of ${Array.from(plans.keys()).join(", ")}` }]
+        })
+      }
+      const organization: Organization = {
+        id: yield* Ids.makeOrganizationId,
+        name,
+        plan: planName,
+        createdAt: yield* Clock.currentTimeMillis
+      }
+      yield* storage.createOrganization(organization)
+      const apiKey = yield* Effect.catchTag(createApiKey(organization.id, "default"), "NotFound", (e) => Effect.die(e))
+      return { organization, apiKey }
+    }),
+    getOrganization: (id) =>
+      storage.getOrganization(id).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.fail(new NotFound({ resource: "organization", id, message: `No organization ${id}.` })),
+          onSome: Effect.succeed
+        }))
+      ),
+    createApiKey,
+    listApiKeys: storage.listApiKeys,
+    revokeApiKey: Effect.fn("Accounts.revokeApiKey")(function*(organizationId, id) {
+      const found = yield* storage.revokeApiKey(organizationId, id, yield* Clock.currentTimeMillis)
+      if (!found) return yield* new NotFound({ resource: "api_key", id, message: `No API key ${id} in this organization.` })
+    }),
+    authenticate: Effect.fn("Accounts.authenticate")(function*(bearer) {
+      if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return yield* unauthorized
+      const key = yield* storage.findApiKeyByHash(Signing.hashApiKey(bearer))
+      if (Option.isNone(key) || key.value.revokedAt !== null) return yield* unauthorized
+      const organization = yield* storage.getOrganization(key.value.organizationId)
+      if (Option.isNone(organization)) return yield* unauthorized
+      lastUsed.set(key.value.id, yield* Clock.currentTimeMillis)
+      return { organization: organization.value, apiKey: key.value }
+    }),
+    flushLastUsed,
+    usage: Effect.fn("Accounts.usage")(function*(organizationId) {
+      const organization = yield* storage.getOrganization(organizationId)
+      if (Option.isNone(organization)) {
+        return yield* new NotFound({ resource: "organization", id: organizationId, message: `No organization ${organizationId}.` })
+      }
+      const plan = yield* planOf(organization.value.plan)
+      if (Option.isNone(plan)) {
+        return yield* new StorageError({
+          reason: "Unknown",
+          message: `The organization's plan "${organization.value.plan}" is not in the plan catalog.`
+        })
+      }
+      const now = yield* Clock.currentTimeMillis
+      const period = Quota.periodOf(now)
+      const events = yield* storage.usage(organizationId, period.start)
+      return Quota.usageSummary(plan.value, events, now)
+    })
+  })
+})
+
+/** Accounts over the Storage in context. */
+export const layer: Layer.Layer<Accounts, never, Storage> = Layer.effect(Accounts, make)

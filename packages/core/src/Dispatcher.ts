@@ -1,0 +1,397 @@
+/**
+ * The dispatcher: claims due deliveries, signs and POSTs them, records each
+ * attempt and moves the event along the state machine.
+ *
+ * Concurrency is bounded globally and per endpoint, and claims skip endpoints
+ * whose share is full, so one slow endpoint never holds back the others. When
+ * there is nothing to claim the loop sleeps until new work is signalled, a
+ * delivery of its own finishes, or the next delivery falls due (with a slow
+ * fallback poll for lost signals); it never polls in a tight loop. A receiver
+ * that fails is data on the attempt, not an engine error.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Clock, Context, Duration, Effect, FiberSet, Layer, Option, Result, Stream } from "effect"
+import { HttpClient, HttpClientRequest } from "effect/http"
+import * as Backoff from "./Backoff.ts"
+import type { Attempt, AttemptError, Endpoint, Event } from "./Domain.ts"
+import * as Endpoints from "./Endpoints.ts"
+import type { StorageError } from "./Errors.ts"
+import * as EventStateMachine from "./EventStateMachine.ts"
+import * as Ids from "./Ids.ts"
+import type { EndpointId } from "./Ids.ts"
+import { Lifecycle } from "./Lifecycle.ts"
+import { type Claim, Queue } from "./Queue.ts"
+import * as Signing from "./Signing.ts"
+import { Storage } from "./Storage.ts"
+
+/** The engine version sent in `User-Agent`. */
+export const VERSION = "0.1.0"
+
+/** Tuning of the dispatcher. */
+export interface DispatcherOptions {
+  /** Deliveries in flight at once in this process. */
+  readonly concurrency: number
+  /** Deliveries in flight at once to one endpoint. */
+  readonly perEndpointConcurrency: number
+  /** Most deliveries claimed per round trip. */
+  readonly batchSize: number
+  /** The limit of one whole attempt (connect, send, response, body). */
+  readonly timeoutMs: number
+  /** Added to the timeout to make the lease: a crashed worker's deliveries come back after it. */
+  readonly leaseMarginMs: number
+  /** The part of a response body kept on the attempt. */
+  readonly maxResponseBytes: number
+  /** The longest sleep without a signal (covers lost wake-ups). */
+  readonly fallbackPollMs: number
+  /** How long a delivery to a disabled endpoint waits before it is looked at again. */
+  readonly disabledRecheckMs: number
+  readonly userAgent: string
+}
+
+/** The defaults: 15 s timeout (SPEC §4), 64 in flight, 16 per endpoint. */
+export const defaultOptions: DispatcherOptions = {
+  concurrency: 64,
+  perEndpointConcurrency: 16,
+  batchSize: 100,
+  timeoutMs: 15_000,
+  leaseMarginMs: 30_000,
+  maxResponseBytes: 64 * 1024,
+  fallbackPollMs: 30_000,
+  disabledRecheckMs: 60_000,
+  userAgent: `PromptJang/${VERSION}`
+}
+
+/** The current options. */
+export const Options = Context.Reference<DispatcherOptions>("@promptjang/core/Dispatcher/Options", {
+  defaultValue: () => defaultOptions
+})
+
+/** How an HTTP client reports that the SSRF guard refused the resolved address (see `Targets`). */
+const isBlocked = (cause: unknown): boolean => {
+  for (let current = cause, depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
+    if (typeof current === "object" && "_tag" in current && current._tag === "BlockedAddress") return true
+    current = typeof current === "object" && "cause" in current ? current.cause : undefined
+  }
+  return false
+}
+
+/** The attempt error of a transport failure, read from the Node error codes in its cause chain. */
+export const classifyTransportError = (cause: unknown): AttemptError => {
+  if (isBlocked(cause)) return "blocked_address"
+  for (let current = cause, depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
+    if (typeof current === "object" && "code" in current && typeof current.code === "string") {
+      const code = current.code
+      if (code === "ECONNREFUSED") return "connection_refused"
+      if (code === "ECONNRESET" || code === "EPIPE" || code === "UND_ERR_SOCKET") return "connection_reset"
+      if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EAI_NONAME") return "dns"
+      if (code === "ETIMEDOUT" || code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT") {
+        return "timeout"
+      }
+      if (code.startsWith("ERR_TLS") || code.startsWith("CERT_") || code.includes("SSL")) return "tls"
+    }
+    current = typeof current === "object" && "cause" in current ? current.cause : undefined
+  }
+  return "network"
+}
+
+/** The headers of one attempt (custom headers first; ours cannot be overridden). */
+export const deliveryHeaders = (
+  endpoint: Endpoint,
+  event: Event,
+  attempt: number,
+  nowMillis: number,
+  userAgent: string
+): Record<string, string> => {
+  const timestamp = Math.floor(nowMillis / 1000)
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(endpoint.headers)) {
+    if (!Endpoints.RESERVED_HEADERS.has(name.toLowerCase())) headers[name.toLowerCase()] = value
+  }
+  headers["content-type"] = "application/json"
+  headers["user-agent"] = userAgent
+  headers["x-promptjang-signature"] = Signing.signPayload(endpoint.secret, event.body)
+  headers["x-promptjang-event-id"] = event.id
+  headers["x-promptjang-event-type"] = event.eventType ?? ""
+  headers["x-promptjang-attempt"] = String(attempt)
+  headers["webhook-id"] = event.id
+  headers["webhook-timestamp"] = String(timestamp)
+  headers["webhook-signature"] = Signing.standardWebhooksSignature(
+    Endpoints.activeSecrets(endpoint, nowMillis),
+    event.id,
+    timestamp,
+    event.body
+  )
+  return headers
+}
+
+const textDecoder = new TextDecoder()
+
+interface Response {
+  readonly statusCode: number | null
+  readonly responseBody: string | null
+  readonly error: AttemptError | null
+}
+
+/** A snapshot of the dispatcher, for health checks, metrics and test hosts. */
+export interface DispatcherStatus {
+  readonly inFlight: number
+  /** True while the loop sleeps waiting for work (a signal, a freed slot or the next due time). */
+  readonly waiting: boolean
+  /** Deliveries finished (or given back) since start. */
+  readonly finished: number
+}
+
+/** The dispatcher. */
+export class Dispatcher extends Context.Service<Dispatcher, {
+  /** Claims and delivers until interrupted; in-flight claims are released on interruption. */
+  readonly run: Effect.Effect<never, StorageError>
+  /** What the loop is doing now: deliveries in flight, whether it is asleep, deliveries finished so far. */
+  readonly status: Effect.Effect<DispatcherStatus>
+}>()("@promptjang/core/Dispatcher") {}
+
+/** The dispatcher over Storage, Queue, Lifecycle and an HttpClient. */
+export const make = Effect.gen(function*() {
+  const storage = yield* Storage
+  const queue = yield* Queue
+  const lifecycle = yield* Lifecycle
+  const client = yield* HttpClient.HttpClient
+  const options = yield* Options
+  const engineSchedule = yield* Backoff.CurrentSchedule
+  const leaseMs = options.timeoutMs + options.leaseMarginMs
+
+  const perEndpoint = new Map<EndpointId, number>()
+  let inFlight = 0
+  let waiting = false
+  // Wakes the loop when a delivery of ours finishes and frees a slot.
+  let localVersion = 0
+  let localWaiters: Array<() => void> = []
+  const freeSlot = (endpointId: EndpointId) => {
+    inFlight--
+    const count = (perEndpoint.get(endpointId) ?? 1) - 1
+    if (count === 0) perEndpoint.delete(endpointId)
+    else perEndpoint.set(endpointId, count)
+    localVersion++
+    const waiters = localWaiters
+    localWaiters = []
+    for (const wake of waiters) wake()
+  }
+  const awaitLocal = (since: number) =>
+    Effect.callback<void>((resume) => {
+      if (localVersion > since) return resume(Effect.void)
+      const wake = () => resume(Effect.void)
+      localWaiters.push(wake)
+      return Effect.sync(() => {
+        localWaiters = localWaiters.filter((w) => w !== wake)
+      })
+    })
+
+  const readBody = (stream: Stream.Stream<Uint8Array, unknown>) =>
+    Effect.gen(function*() {
+      const chunks: Array<Uint8Array> = []
+      let size = 0
+      yield* Stream.runForEachWhile(stream, (chunk) =>
+        Effect.sync(() => {
+          const room = options.maxResponseBytes - size
+          const part = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
+          chunks.push(part)
+          size += part.byteLength
+          return size < options.maxResponseBytes
+        }))
+      const all = new Uint8Array(size)
+      let offset = 0
+      for (const chunk of chunks) {
+        all.set(chunk, offset)
+        offset += chunk.byteLength
+      }
+      return textDecoder.decode(all)
+    })
+
+  const send = (endpoint: Endpoint, event: Event, attempt: number, now: number): Effect.Effect<Response> =>
+    client.execute(
+      HttpClientRequest.post(endpoint.url).pipe(
+        HttpClientRequest.setHeaders(deliveryHeaders(endpoint, event, attempt, now, options.userAgent)),
+        HttpClientRequest.bodyUint8Array(event.body, "application/json")
+      )
+    ).pipe(
+      Effect.flatMap((response) =>
+        readBody(response.stream).pipe(
+          Effect.map((body): Response => ({ statusCode: response.status, responseBody: body, error: null })),
+          // A body cut off by a broken connection still leaves the status code.
+          Effect.catch(() => Effect.succeed<Response>({ statusCode: response.status, responseBody: null, error: null }))
+        )
+      ),
+      Effect.timeoutOrElse({
+        duration: Duration.millis(options.timeoutMs),
+        orElse: () => Effect.succeed<Response>({ statusCode: null, responseBody: null, error: "timeout" })
+      }),
+      Effect.catch((error) =>
+        Effect.succeed<Response>({
+          statusCode: null,
+          responseBody: null,
+          error: classifyTransportError("reason" in error ? error.reason : error)
+        })
+      ),
+      Effect.catchDefect((defect) =>
+        Effect.succeed<Response>({ statusCode: null, responseBody: null, error: classifyTransportError(defect) })
+      )
+    )
+
+  const finish = Effect.fnUntraced(function*(claim: Claim, command: EventStateMachine.Command, attempt: Attempt | null) {
+    const decided = EventStateMachine.transition(claim.event, command)
+    if (Result.isFailure(decided)) {
+      // The claim came with a final state: another worker finished it. Drop the delivery.
+      yield* Effect.logWarning("Dropping a delivery whose event is already final").pipe(
+        Effect.annotateLogs({ event_id: claim.event.id, status: claim.event.status })
+      )
+      yield* queue.complete(claim, { attempt: null, state: claim.event })
+      return
+    }
+    const completed = yield* queue.complete(claim, { attempt, state: decided.success.state })
+    if (!completed) {
+      yield* Effect.logDebug("Lease lost before completion; another worker owns this delivery").pipe(
+        Effect.annotateLogs({ event_id: claim.event.id })
+      )
+      return
+    }
+    const event: Event = { ...claim.event, ...decided.success.state }
+    if (attempt !== null) yield* lifecycle.emit({ _tag: "Attempted", event, attempt })
+    for (const fact of decided.success.facts) {
+      if (fact._tag === "Delivered") yield* lifecycle.emit({ _tag: "Delivered", event })
+      else if (fact._tag === "Expired") yield* lifecycle.emit({ _tag: "Expired", event })
+      else if (fact._tag === "Failed") yield* lifecycle.emit({ _tag: "Failed", event, reason: fact.reason })
+    }
+  })
+
+  const deliver = Effect.fnUntraced(function*(claim: Claim) {
+    const event = claim.event
+    const found = yield* storage.findEndpoint(event.endpointId)
+    const start = yield* Clock.currentTimeMillis
+    if (Option.isNone(found)) {
+      return yield* finish(claim, { _tag: "Fail", at: start, reason: "the endpoint was deleted" }, null)
+    }
+    const endpoint = found.value
+    if (!endpoint.enabled) {
+      yield* queue.reschedule(claim, start + options.disabledRecheckMs)
+      return
+    }
+    const number = event.attemptCount + 1
+    const startedAt = yield* Clock.currentTimeMillis
+    const response = yield* send(endpoint, event, number, start)
+    const end = yield* Clock.currentTimeMillis
+    const succeeded = response.statusCode !== null && response.statusCode >= 200 && response.statusCode < 300
+    const attempt: Attempt = {
+      id: yield* Ids.makeAttemptId,
+      eventId: event.id,
+      organizationId: event.organizationId,
+      endpointId: event.endpointId,
+      cycle: event.cycle,
+      number,
+      statusCode: response.statusCode,
+      responseBody: response.responseBody,
+      durationMs: Math.max(0, end - startedAt),
+      error: response.error,
+      succeeded,
+      createdAt: start
+    }
+    const schedule = endpoint.retryDelays === null ? engineSchedule : Backoff.make(endpoint.retryDelays)
+    yield* finish(claim, {
+      _tag: "RecordAttempt",
+      at: end,
+      outcome: succeeded ? "succeeded" : response.error === "blocked_address" ? "fatal" : "failed",
+      schedule
+    }, attempt)
+  })
+
+  const deliverSafely = (claim: Claim) =>
+    deliver(claim).pipe(
+      Effect.catchCause((cause) =>
+        Cause.hasInterruptsOnly(cause)
+          ? Effect.interrupt
+          : Effect.logError("Delivery failed inside the engine; the lease will expire and it will be retried").pipe(
+            Effect.annotateLogs({ event_id: claim.event.id, endpoint_id: claim.event.endpointId, cause })
+          )
+      ),
+      Effect.onInterrupt(() => Effect.ignore(queue.release([claim]))),
+      Effect.ensuring(Effect.sync(() => freeSlot(claim.event.endpointId)))
+    )
+
+  const run = Effect.gen(function*() {
+    const fibers = yield* FiberSet.make<void, never>()
+    while (true) {
+      const signal = yield* queue.signalVersion
+      const local = localVersion
+      const free = options.concurrency - inFlight
+      let claimed = 0
+      if (free > 0) {
+        const excludeEndpoints = Array.from(perEndpoint).flatMap(([id, n]) =>
+          n >= options.perEndpointConcurrency ? [id] : []
+        )
+        const now = yield* Clock.currentTimeMillis
+        const claims = yield* queue.claimDue({
+          now,
+          limit: Math.min(free, options.batchSize),
+          leaseMs,
+          excludeEndpoints
+        })
+        claimed = claims.length
+        const taken: Array<Claim> = []
+        for (const claim of claims) {
+          const count = perEndpoint.get(claim.event.endpointId) ?? 0
+          if (count >= options.perEndpointConcurrency) {
+            // Claimed in the same batch as others of its endpoint: hand it back for a later round.
+            taken.push(claim)
+            continue
+          }
+          perEndpoint.set(claim.event.endpointId, count + 1)
+          inFlight++
+          yield* FiberSet.run(fibers, deliverSafely(claim))
+        }
+        if (taken.length > 0) yield* queue.release(taken)
+        if (claimed > 0 && taken.length === 0 && claimed === Math.min(free, options.batchSize)) {
+          yield* Effect.yieldNow
+          continue
+        }
+      }
+      const now = yield* Clock.currentTimeMillis
+      const next = yield* queue.nextDueAt
+      const wait = Option.isSome(next) && next.value > now
+        ? Math.min(next.value - now, options.fallbackPollMs)
+        : options.fallbackPollMs
+      waiting = true
+      yield* Effect.raceAll([
+        ...(free > 0 ? [queue.awaitSignal(signal)] : []),
+        awaitLocal(local),
+        Effect.sleep(Duration.millis(wait))
+      ]).pipe(Effect.ensuring(Effect.sync(() => {
+        waiting = false
+      })))
+    }
+  })
+
+  return Dispatcher.of({
+    run: Effect.scoped(run),
+    status: Effect.sync(() => ({ inFlight, waiting, finished: localVersion }))
+  })
+})
+
+/** The dispatcher (it does not run until {@link layerWorker} or `run` starts it). */
+export const layer: Layer.Layer<Dispatcher, never, Storage | Queue | Lifecycle | HttpClient.HttpClient> = Layer
+  .effect(Dispatcher, make)
+
+/** Runs the dispatcher in the background while the layer lives; storage failures are logged and retried. */
+export const layerWorker: Layer.Layer<never, never, Dispatcher> = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const dispatcher = yield* Dispatcher
+    yield* dispatcher.run.pipe(
+      Effect.catchCause((cause) =>
+        Effect.logError("The dispatcher stopped on a storage failure; restarting in 1 second").pipe(
+          Effect.annotateLogs({ cause }),
+          Effect.andThen(Effect.sleep("1 second"))
+        )
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
+  })
+)

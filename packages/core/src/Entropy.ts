@@ -1,0 +1,52 @@
+/**
+ * The source of random bytes for secrets, API keys and ids.
+ *
+ * The default draws from the operating system's CSPRNG, because secrets and
+ * API keys must be unpredictable. Tests swap in {@link layerRandom}, which
+ * draws from effect's `Random` service so that `Random.withSeed` makes a run
+ * reproducible.
+ *
+ * @since 0.1.0
+ */
+import { getRandomValues } from "node:crypto"
+import { Context, Effect, Layer, Random } from "effect"
+
+/** Fills byte arrays with random data. */
+export interface Entropy {
+  readonly bytes: (length: number) => Effect.Effect<Uint8Array>
+}
+
+/** The cryptographically secure default. */
+export const secure: Entropy = {
+  bytes: (length) => Effect.sync(() => getRandomValues(new Uint8Array(length)))
+}
+
+/** Entropy drawn from effect's `Random` service: deterministic under `Random.withSeed`. Never for production secrets. */
+export const fromRandom: Entropy = {
+  bytes: (length) =>
+    Effect.gen(function*() {
+      const out = new Uint8Array(length)
+      for (let i = 0; i < length; i++) out[i] = yield* Random.nextIntBetween(0, 255)
+      return out
+    })
+}
+
+/**
+ * The current entropy source (defaults to {@link secure}).
+ *
+ * @example
+ * ```ts
+ * const bytes = yield* Entropy.bytes(24)
+ * ```
+ */
+export const Entropy = Context.Reference<Entropy>("@promptjang/core/Entropy", { defaultValue: () => secure })
+
+/** `length` random bytes from the current source. */
+export const bytes = (length: number): Effect.Effect<Uint8Array> =>
+  Effect.gen(function*() {
+    const entropy = yield* Entropy
+    return yield* entropy.bytes(length)
+  })
+
+/** Provides {@link fromRandom}: reproducible ids and secrets for tests. */
+export const layerRandom: Layer.Layer<never> = Layer.succeed(Entropy, fromRandom)
