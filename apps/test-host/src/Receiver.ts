@@ -14,7 +14,12 @@ import { HttpClient, HttpClientError, HttpClientResponse } from "effect/http"
 
 /** One scripted answer. */
 export type Reply =
-  | { readonly status: number; readonly body?: string | undefined; readonly headers?: Record<string, string>; readonly delay?: Duration.Input | undefined }
+  | {
+    readonly status: number
+    readonly body?: string | undefined
+    readonly headers?: Record<string, string>
+    readonly delay?: Duration.Input | undefined
+  }
   | { readonly hang: true }
   | { readonly error: "connection_refused" | "connection_reset" | "dns" | "tls" }
 

@@ -131,9 +131,11 @@ export const makeTestHost = (
       Layer.succeed(Quota.Plans, options.plans ?? Quota.defaultCatalog),
       Layer.succeed(Entropy.Entropy, Entropy.fromRandom)
     )
+    // provideMerge: the engine reads some settings (the plan catalog) per call, so they must stay in the
+    // context that `run`, `send` and the organization set-up run with.
     const engine = Engine.layer.pipe(
       Layer.provide([Memory.layer, Layer.succeed(HttpClient.HttpClient, receiver.client)]),
-      Layer.provide(settings)
+      Layer.provideMerge(settings)
     )
     const context = yield* Layer.build(engine)
     const provide = <A, E>(effect: Effect.Effect<A, E, Engine.Services>): Effect.Effect<A, E> =>
@@ -142,14 +144,19 @@ export const makeTestHost = (
     for (const observer of options.observers ?? []) yield* lifecycle.subscribe(observer)
 
     const accounts = Context.get(context, Accounts.Accounts)
-    const { apiKey, organization } = yield* accounts.createOrganization({ name: "Test host", plan: options.plan })
+    const { apiKey, organization } = yield* provide(
+      accounts.createOrganization({ name: "Test host", plan: options.plan })
+    )
 
     const dispatcher = Context.get(context, Dispatcher.Dispatcher)
     yield* Effect.forkScoped(provide(dispatcher.run))
 
     // Quiet means: the dispatcher sleeps, every delivery in flight waits on the receiver (a delay or a
     // hang), and nothing changed over two scheduler turns.
-    const snapshot = Effect.map(dispatcher.status, (s) => [s.waiting, s.inFlight, s.finished, receiver.requests().length])
+    const snapshot = Effect.map(
+      dispatcher.status,
+      (s) => [s.waiting, s.inFlight, s.finished, receiver.requests().length]
+    )
     const settle = Effect.gen(function*() {
       let previous = ""
       for (let turn = 0; turn < 100_000; turn++) {
@@ -179,17 +186,21 @@ export const makeTestHost = (
           let signature: string | undefined
           let timestamp: string | undefined
           if (sendOptions.sign === true) {
-            const endpoint = yield* Effect.orDie(Context.get(context, Endpoints.Endpoints).get(organization.id, endpointId as Endpoint["id"]))
+            const endpoint = yield* Effect.orDie(
+              Context.get(context, Endpoints.Endpoints).get(organization.id, endpointId as Endpoint["id"])
+            )
             timestamp = String(Math.floor((yield* Clock.currentTimeMillis) / 1000))
             signature = Signing.signInbound(endpoint.secret, timestamp, body)
           }
-          return yield* Context.get(context, Ingestion.Ingestion).ingest(apiKey.key, {
-            endpointId,
-            body,
-            signature,
-            timestamp,
-            idempotencyKey: sendOptions.idempotencyKey
-          })
+          return yield* provide(
+            Context.get(context, Ingestion.Ingestion).ingest(apiKey.key, {
+              endpointId,
+              body,
+              signature,
+              timestamp,
+              idempotencyKey: sendOptions.idempotencyKey
+            })
+          )
         }),
       advance: (duration) => Effect.andThen(TestClock.adjust(duration), settle),
       settle,

@@ -5,12 +5,24 @@ import { makeTestHost } from "../src/index.ts"
 const SECOND = 1000
 
 describe("TestHost", () => {
+  // The README's example, as written there.
+  it.effect("an endpoint that is down gets 6 attempts, then the event is EXPIRED", () =>
+    Effect.gen(function*() {
+      const host = yield* makeTestHost()
+      const endpoint = yield* host.createEndpoint()
+      host.receiver.script(endpoint.url, { status: 500 })
+      const { id } = yield* host.send(endpoint.id, { event: "order.created" })
+      yield* host.advance("31 minutes")
+      assert.strictEqual((yield* host.event(id)).event.status, "EXPIRED")
+      assert.strictEqual((yield* host.attemptsOf(id)).length, 6)
+    }))
+
   it.effect("an always-failing endpoint is tried at 0, 60, 180, 420, 900 and 1860 s, then EXPIRED", () =>
     Effect.gen(function*() {
       const host = yield* makeTestHost()
       const endpoint = yield* host.createEndpoint()
       host.receiver.script(endpoint.url, { status: 500, body: "down" })
-      const sentAt = (yield* host.elapsed)
+      const sentAt = yield* host.elapsed
       const { id } = yield* host.send(endpoint.id, { event: "order.created", data: { order_id: "ORD-001" } })
       yield* host.settle
       yield* host.advance("31 minutes")

@@ -42,7 +42,10 @@ export class Accounts extends Context.Service<Accounts, {
   readonly createOrganization: (input: {
     readonly name: string
     readonly plan?: string | undefined
-  }) => Effect.Effect<{ readonly organization: Organization; readonly apiKey: CreatedApiKey }, ValidationFailed | StorageError>
+  }) => Effect.Effect<
+    { readonly organization: Organization; readonly apiKey: CreatedApiKey },
+    ValidationFailed | StorageError
+  >
   readonly getOrganization: (id: OrganizationId) => Effect.Effect<Organization, NotFound | StorageError>
   readonly createApiKey: (
     organizationId: OrganizationId,
@@ -71,7 +74,11 @@ export const make = Effect.gen(function*() {
   const createApiKey = Effect.fn("Accounts.createApiKey")(function*(organizationId: OrganizationId, name: string) {
     const organization = yield* storage.getOrganization(organizationId)
     if (Option.isNone(organization)) {
-      return yield* new NotFound({ resource: "organization", id: organizationId, message: `No organization ${organizationId}.` })
+      return yield* new NotFound({
+        resource: "organization",
+        id: organizationId,
+        message: `No organization ${organizationId}.`
+      })
     }
     const key = yield* Signing.generateApiKey
     const record: ApiKey = {
@@ -96,7 +103,9 @@ export const make = Effect.gen(function*() {
   })
 
   yield* flushLastUsed.pipe(
-    Effect.catchCause((cause) => Effect.logWarning("Could not record API key last-use times").pipe(Effect.annotateLogs({ cause }))),
+    Effect.catchCause((cause) =>
+      Effect.logWarning("Could not record API key last-use times").pipe(Effect.annotateLogs({ cause }))
+    ),
     Effect.repeat(Schedule.spaced("10 seconds")),
     Effect.forkScoped
   )
@@ -140,7 +149,9 @@ export const make = Effect.gen(function*() {
     listApiKeys: storage.listApiKeys,
     revokeApiKey: Effect.fn("Accounts.revokeApiKey")(function*(organizationId, id) {
       const found = yield* storage.revokeApiKey(organizationId, id, yield* Clock.currentTimeMillis)
-      if (!found) return yield* new NotFound({ resource: "api_key", id, message: `No API key ${id} in this organization.` })
+      if (!found) {
+        return yield* new NotFound({ resource: "api_key", id, message: `No API key ${id} in this organization.` })
+      }
     }),
     authenticate: Effect.fn("Accounts.authenticate")(function*(bearer) {
       if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return yield* unauthorized
@@ -155,7 +166,11 @@ export const make = Effect.gen(function*() {
     usage: Effect.fn("Accounts.usage")(function*(organizationId) {
       const organization = yield* storage.getOrganization(organizationId)
       if (Option.isNone(organization)) {
-        return yield* new NotFound({ resource: "organization", id: organizationId, message: `No organization ${organizationId}.` })
+        return yield* new NotFound({
+          resource: "organization",
+          id: organizationId,
+          message: `No organization ${organizationId}.`
+        })
       }
       const plan = yield* planOf(organization.value.plan)
       if (Option.isNone(plan)) {

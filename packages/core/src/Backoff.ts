@@ -81,7 +81,9 @@ export const parse = (input: string): Result.Result<Schedule, InvalidBackoffSche
       return Result.fail(
         new InvalidBackoffSchedule({
           input,
-          message: `Retry delay ${index + 1} ("${part.trim()}") is not a positive duration: write durations such as 60s, 2m, 1h or 500ms, separated by commas (e.g. "60s,120s,240s,480s,960s").`
+          message: `Retry delay ${
+            index + 1
+          } ("${part.trim()}") is not a positive duration: write durations such as 60s, 2m, 1h or 500ms, separated by commas (e.g. "60s,120s,240s,480s,960s").`
         })
       )
     }

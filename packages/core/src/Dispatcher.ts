@@ -12,7 +12,7 @@
  * @since 0.1.0
  */
 import { Cause, Clock, Context, Duration, Effect, FiberSet, Layer, Option, Result, Stream } from "effect"
-import { HttpClient, HttpClientRequest } from "effect/http"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import * as Backoff from "./Backoff.ts"
 import type { Attempt, AttemptError, Endpoint, Event } from "./Domain.ts"
 import * as Endpoints from "./Endpoints.ts"
@@ -221,6 +221,8 @@ export const make = Effect.gen(function*() {
           Effect.catch(() => Effect.succeed<Response>({ statusCode: response.status, responseBody: null, error: null }))
         )
       ),
+      // Redirects are failures (SPEC §4): fetch follows them unless told not to; other clients ignore this.
+      Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
       Effect.timeoutOrElse({
         duration: Duration.millis(options.timeoutMs),
         orElse: () => Effect.succeed<Response>({ statusCode: null, responseBody: null, error: "timeout" })
@@ -237,31 +239,33 @@ export const make = Effect.gen(function*() {
       )
     )
 
-  const finish = Effect.fnUntraced(function*(claim: Claim, command: EventStateMachine.Command, attempt: Attempt | null) {
-    const decided = EventStateMachine.transition(claim.event, command)
-    if (Result.isFailure(decided)) {
-      // The claim came with a final state: another worker finished it. Drop the delivery.
-      yield* Effect.logWarning("Dropping a delivery whose event is already final").pipe(
-        Effect.annotateLogs({ event_id: claim.event.id, status: claim.event.status })
-      )
-      yield* queue.complete(claim, { attempt: null, state: claim.event })
-      return
+  const finish = Effect.fnUntraced(
+    function*(claim: Claim, command: EventStateMachine.Command, attempt: Attempt | null) {
+      const decided = EventStateMachine.transition(claim.event, command)
+      if (Result.isFailure(decided)) {
+        // The claim came with a final state: another worker finished it. Drop the delivery.
+        yield* Effect.logWarning("Dropping a delivery whose event is already final").pipe(
+          Effect.annotateLogs({ event_id: claim.event.id, status: claim.event.status })
+        )
+        yield* queue.complete(claim, { attempt: null, state: claim.event })
+        return
+      }
+      const completed = yield* queue.complete(claim, { attempt, state: decided.success.state })
+      if (!completed) {
+        yield* Effect.logDebug("Lease lost before completion; another worker owns this delivery").pipe(
+          Effect.annotateLogs({ event_id: claim.event.id })
+        )
+        return
+      }
+      const event: Event = { ...claim.event, ...decided.success.state }
+      if (attempt !== null) yield* lifecycle.emit({ _tag: "Attempted", event, attempt })
+      for (const fact of decided.success.facts) {
+        if (fact._tag === "Delivered") yield* lifecycle.emit({ _tag: "Delivered", event })
+        else if (fact._tag === "Expired") yield* lifecycle.emit({ _tag: "Expired", event })
+        else if (fact._tag === "Failed") yield* lifecycle.emit({ _tag: "Failed", event, reason: fact.reason })
+      }
     }
-    const completed = yield* queue.complete(claim, { attempt, state: decided.success.state })
-    if (!completed) {
-      yield* Effect.logDebug("Lease lost before completion; another worker owns this delivery").pipe(
-        Effect.annotateLogs({ event_id: claim.event.id })
-      )
-      return
-    }
-    const event: Event = { ...claim.event, ...decided.success.state }
-    if (attempt !== null) yield* lifecycle.emit({ _tag: "Attempted", event, attempt })
-    for (const fact of decided.success.facts) {
-      if (fact._tag === "Delivered") yield* lifecycle.emit({ _tag: "Delivered", event })
-      else if (fact._tag === "Expired") yield* lifecycle.emit({ _tag: "Expired", event })
-      else if (fact._tag === "Failed") yield* lifecycle.emit({ _tag: "Failed", event, reason: fact.reason })
-    }
-  })
+  )
 
   const deliver = Effect.fnUntraced(function*(claim: Claim) {
     const event = claim.event
@@ -332,14 +336,15 @@ export const make = Effect.gen(function*() {
           now,
           limit: Math.min(free, options.batchSize),
           leaseMs,
-          excludeEndpoints
+          excludeEndpoints,
+          maxPerEndpoint: options.perEndpointConcurrency
         })
         claimed = claims.length
         const taken: Array<Claim> = []
         for (const claim of claims) {
           const count = perEndpoint.get(claim.event.endpointId) ?? 0
           if (count >= options.perEndpointConcurrency) {
-            // Claimed in the same batch as others of its endpoint: hand it back for a later round.
+            // The endpoint already had deliveries in flight: hand the excess back for a later round.
             taken.push(claim)
             continue
           }

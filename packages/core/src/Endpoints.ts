@@ -63,12 +63,16 @@ export const acceptsEventType = (eventTypes: ReadonlyArray<string>, eventType: s
 
 /** The secrets that sign now: the current one, and the previous one while its overlap lasts. */
 export const activeSecrets = (endpoint: Endpoint, now: number): ReadonlyArray<string> =>
-  endpoint.previousSecret !== null && endpoint.previousSecretExpiresAt !== null && endpoint.previousSecretExpiresAt > now
+  endpoint.previousSecret !== null && endpoint.previousSecretExpiresAt !== null &&
+    endpoint.previousSecretExpiresAt > now
     ? [endpoint.secret, endpoint.previousSecret]
     : [endpoint.secret]
 
 /** Checks the fields of an input (all optional, as in an update); every problem is reported. */
-export const validate = (input: EndpointUpdate, policy: Targets.TargetPolicy): Result.Result<void, ValidationFailed> => {
+export const validate = (
+  input: EndpointUpdate,
+  policy: Targets.TargetPolicy
+): Result.Result<void, ValidationFailed> => {
   const issues: Array<ValidationIssue> = []
   if (input.url !== undefined) {
     const url = Targets.validateUrl(input.url, policy)
@@ -81,7 +85,8 @@ export const validate = (input: EndpointUpdate, policy: Targets.TargetPolicy): R
     if (!EVENT_TYPE.test(type)) {
       issues.push({
         path: `event_types.${index}`,
-        message: `"${type}" is not an event type: use dotted names such as order.created, or a trailing wildcard such as order.*`
+        message:
+          `"${type}" is not an event type: use dotted names such as order.created, or a trailing wildcard such as order.*`
       })
     }
   }
@@ -127,7 +132,10 @@ export class Endpoints extends Context.Service<Endpoints, {
   /** Deletes the endpoint; its QUEUED and RETRYING events become FAILED. */
   readonly remove: (organizationId: OrganizationId, id: EndpointId) => Effect.Effect<void, NotFound | StorageError>
   /** Replaces the secret; the old one keeps signing for {@link ROTATION_OVERLAP_MS}. */
-  readonly rotateSecret: (organizationId: OrganizationId, id: EndpointId) => Effect.Effect<Endpoint, NotFound | StorageError>
+  readonly rotateSecret: (
+    organizationId: OrganizationId,
+    id: EndpointId
+  ) => Effect.Effect<Endpoint, NotFound | StorageError>
 }>()("@promptjang/core/Endpoints") {}
 
 /** Endpoints over the Storage in context. */

@@ -5,10 +5,7 @@
  *
  * @example
  * ```ts
- * const Live = Engine.layerWorkers.pipe(
- *   Layer.provideMerge(Engine.layer),
- *   Layer.provide([Memory.layer, FetchHttpClient.layer])
- * )
+ * const Live = Engine.layerRunning.pipe(Layer.provide([Memory.layer, FetchHttpClient.layer]))
  * ```
  *
  * @since 0.1.0
@@ -38,17 +35,22 @@ export type Services =
   | Retention.Retention
 
 /** The engine's services; the dispatcher and retention do not run until {@link layerWorkers} starts them. */
-export const layer: Layer.Layer<Services, never, Storage.Storage | Queue.Queue | HttpClient.HttpClient> = Layer.mergeAll(
-  Ingestion.layer,
-  Dispatcher.layer,
-  Endpoints.layer,
-  Events.layer,
-  Replay.layer,
-  Retention.layer
-).pipe(Layer.provideMerge(Accounts.layer), Layer.provideMerge(Lifecycle.layer))
+export const layer: Layer.Layer<Services, never, Storage.Storage | Queue.Queue | HttpClient.HttpClient> = Layer
+  .mergeAll(
+    Ingestion.layer,
+    Dispatcher.layer,
+    Endpoints.layer,
+    Events.layer,
+    Replay.layer,
+    Retention.layer
+  ).pipe(Layer.provideMerge(Accounts.layer), Layer.provideMerge(Lifecycle.layer))
 
 /** Runs the dispatcher and the retention job while the layer lives. */
 export const layerWorkers: Layer.Layer<never, never, Dispatcher.Dispatcher | Retention.Retention> = Layer.mergeAll(
   Dispatcher.layerWorker,
   Retention.layerWorker
 )
+
+/** The engine's services with the dispatcher and retention running: what an embedding app usually wants. */
+export const layerRunning: Layer.Layer<Services, never, Storage.Storage | Queue.Queue | HttpClient.HttpClient> =
+  layerWorkers.pipe(Layer.provideMerge(layer))

@@ -8,8 +8,8 @@
  *
  * @since 0.1.0
  */
-import { getRandomValues } from "node:crypto"
 import { Context, Effect, Layer, Random } from "effect"
+import { getRandomValues } from "node:crypto"
 
 /** Fills byte arrays with random data. */
 export interface Entropy {

@@ -67,7 +67,9 @@ const reject = (state: EventState | undefined, command: Command, why: string) =>
     new InvalidTransition({
       from: state?.status ?? "NEW",
       command: command._tag,
-      message: `${command._tag} is not allowed ${state === undefined ? "before the event is accepted" : `in ${state.status}`}: ${why}`
+      message: `${command._tag} is not allowed ${
+        state === undefined ? "before the event is accepted" : `in ${state.status}`
+      }: ${why}`
     })
   )
 
@@ -100,7 +102,13 @@ export const decide = (
     }
     case "Fail": {
       if (isFinal(state.status)) return reject(state, command, "the event is already final")
-      return Result.succeed([{ _tag: "Failed", at: command.at, cycle: state.cycle, attempt: null, reason: command.reason }])
+      return Result.succeed([{
+        _tag: "Failed",
+        at: command.at,
+        cycle: state.cycle,
+        attempt: null,
+        reason: command.reason
+      }])
     }
     case "Replay": {
       if (!isFinal(state.status)) {
@@ -119,7 +127,13 @@ export const project = (state: EventState | undefined, fact: Fact): EventState =
     case "Replayed":
       return { status: "QUEUED", cycle: fact.cycle, attemptCount: 0, nextAttemptAt: fact.at, updatedAt: fact.at }
     case "Delivered":
-      return { status: "DELIVERED", cycle: fact.cycle, attemptCount: fact.attempt, nextAttemptAt: null, updatedAt: fact.at }
+      return {
+        status: "DELIVERED",
+        cycle: fact.cycle,
+        attemptCount: fact.attempt,
+        nextAttemptAt: null,
+        updatedAt: fact.at
+      }
     case "RetryScheduled":
       return {
         status: "RETRYING",
@@ -129,7 +143,13 @@ export const project = (state: EventState | undefined, fact: Fact): EventState =
         updatedAt: fact.at
       }
     case "Expired":
-      return { status: "EXPIRED", cycle: fact.cycle, attemptCount: fact.attempt, nextAttemptAt: null, updatedAt: fact.at }
+      return {
+        status: "EXPIRED",
+        cycle: fact.cycle,
+        attemptCount: fact.attempt,
+        nextAttemptAt: null,
+        updatedAt: fact.at
+      }
     case "Failed":
       return {
         status: "FAILED",

@@ -21,7 +21,10 @@ export const eventNotFound = (id: string): NotFound =>
 
 /** Event queries. */
 export class Events extends Context.Service<Events, {
-  readonly get: (organizationId: OrganizationId, id: EventId) => Effect.Effect<EventWithAttempts, NotFound | StorageError>
+  readonly get: (
+    organizationId: OrganizationId,
+    id: EventId
+  ) => Effect.Effect<EventWithAttempts, NotFound | StorageError>
   readonly list: (
     organizationId: OrganizationId,
     filter: EventFilter,

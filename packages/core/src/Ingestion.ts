@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Layer, Option, Result, Schema } from "effect"
-import { type Principal, Accounts } from "./Accounts.ts"
+import { Accounts, type Principal } from "./Accounts.ts"
 import type { Event } from "./Domain.ts"
 import * as Endpoints from "./Endpoints.ts"
 import {
@@ -120,8 +120,12 @@ export const make = Effect.gen(function*() {
         eventType,
         accepted: endpoint.value.eventTypes,
         message: eventType === null
-          ? `This endpoint accepts only ${endpoint.value.eventTypes.join(", ")}; add an "event" field naming one of them.`
-          : `This endpoint does not subscribe to "${eventType}"; it accepts ${endpoint.value.eventTypes.join(", ")}. Add the type to its event_types or send it to another endpoint.`
+          ? `This endpoint accepts only ${
+            endpoint.value.eventTypes.join(", ")
+          }; add an "event" field naming one of them.`
+          : `This endpoint does not subscribe to "${eventType}"; it accepts ${
+            endpoint.value.eventTypes.join(", ")
+          }. Add the type to its event_types or send it to another endpoint.`
       })
     }
     const now = yield* Clock.currentTimeMillis
@@ -167,7 +171,8 @@ export const make = Effect.gen(function*() {
 
   return Ingestion.of({
     accept,
-    ingest: (bearer, request) => Effect.flatMap(accounts.authenticate(bearer), (principal) => accept(principal, request))
+    ingest: (bearer, request) =>
+      Effect.flatMap(accounts.authenticate(bearer), (principal) => accept(principal, request))
   })
 })
 

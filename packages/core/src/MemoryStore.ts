@@ -148,17 +148,32 @@ export const makeStorage: Effect.Effect<Storage["Service"], never, MemoryStore> 
 
     createEndpoint: (endpoint) => Effect.sync(() => void t.endpoints.set(endpoint.id, endpoint)),
     getEndpoint: (organizationId, id) =>
-      Effect.sync(() => Option.filter(Option.fromUndefinedOr(t.endpoints.get(id)), (e) => e.organizationId === organizationId)),
+      Effect.sync(() =>
+        Option.filter(Option.fromUndefinedOr(t.endpoints.get(id)), (e) => e.organizationId === organizationId)
+      ),
     findEndpoint: (id) => Effect.sync(() => Option.fromUndefinedOr(t.endpoints.get(id))),
     listEndpoints: (organizationId, page) =>
-      Effect.sync(() => paginate(Array.from(t.endpoints.values()).filter((e) => e.organizationId === organizationId), page)),
+      Effect.sync(() =>
+        paginate(Array.from(t.endpoints.values()).filter((e) => e.organizationId === organizationId), page)
+      ),
     updateEndpoint: (organizationId, id, patch) =>
       Effect.sync(() => {
         const current = t.endpoints.get(id)
         if (current === undefined || current.organizationId !== organizationId) return Option.none()
         const next: Endpoint = { ...current, ...patch }
         t.endpoints.set(id, next)
-        if (patch.enabled === true && !current.enabled) store.signal()
+        if (patch.enabled === true && !current.enabled) {
+          // Deliveries parked while the endpoint was disabled are due again at once.
+          for (const delivery of t.deliveries.values()) {
+            if (
+              delivery.endpointId === id && delivery.lease === null &&
+              t.events.get(delivery.eventId)?.status === "QUEUED"
+            ) {
+              delivery.dueAt = Math.min(delivery.dueAt, patch.updatedAt)
+            }
+          }
+          store.signal()
+        }
         return Option.some(next)
       }),
     deleteEndpoint: (organizationId, id, at) =>
@@ -183,7 +198,11 @@ export const makeStorage: Effect.Effect<Storage["Service"], never, MemoryStore> 
           if (existing !== undefined && existing.expiresAt > event.createdAt) {
             return { _tag: "Duplicate", eventId: existing.eventId, bodyHash: existing.bodyHash } as const
           }
-          t.idempotency.set(key, { eventId: event.id, bodyHash: idempotency.bodyHash, expiresAt: idempotency.expiresAt })
+          t.idempotency.set(key, {
+            eventId: event.id,
+            bodyHash: idempotency.bodyHash,
+            expiresAt: idempotency.expiresAt
+          })
         }
         t.events.set(event.id, event)
         t.deliveries.set(event.id, {
@@ -199,7 +218,9 @@ export const makeStorage: Effect.Effect<Storage["Service"], never, MemoryStore> 
         return { _tag: "Inserted" } as const
       }),
     getEvent: (organizationId, id) =>
-      Effect.sync(() => Option.filter(Option.fromUndefinedOr(t.events.get(id)), (e) => e.organizationId === organizationId)),
+      Effect.sync(() =>
+        Option.filter(Option.fromUndefinedOr(t.events.get(id)), (e) => e.organizationId === organizationId)
+      ),
     listEvents: (organizationId, filter, page) =>
       Effect.sync(() =>
         paginate(
@@ -267,7 +288,7 @@ export const makeQueue: Effect.Effect<Queue["Service"], never, MemoryStore> = Ef
         store.signal()
         return true
       }),
-    claimDue: ({ excludeEndpoints, leaseMs, limit, now }) =>
+    claimDue: ({ excludeEndpoints, leaseMs, limit, maxPerEndpoint, now }) =>
       Effect.sync(() => {
         const excluded = new Set<string>(excludeEndpoints ?? [])
         const due: Array<Delivery> = []
@@ -276,9 +297,14 @@ export const makeQueue: Effect.Effect<Queue["Service"], never, MemoryStore> = Ef
         }
         due.sort((a, b) => dueOf(a) - dueOf(b) || (a.eventId < b.eventId ? -1 : 1))
         const claims: Array<Claim> = []
-        for (const delivery of due.slice(0, limit)) {
+        const perEndpoint = new Map<string, number>()
+        for (const delivery of due) {
+          if (claims.length >= limit) break
+          const taken = perEndpoint.get(delivery.endpointId) ?? 0
+          if (maxPerEndpoint !== undefined && taken >= maxPerEndpoint) continue
           const event = t.events.get(delivery.eventId)
           if (event === undefined) continue
+          perEndpoint.set(delivery.endpointId, taken + 1)
           delivery.lease = store.nextLease()
           delivery.leaseExpiresAt = now + leaseMs
           claims.push({ event, lease: delivery.lease, leaseExpiresAt: delivery.leaseExpiresAt })

@@ -31,6 +31,8 @@ export interface ClaimOptions {
   readonly leaseMs: number
   /** Endpoints to skip (their worker-side concurrency is full). */
   readonly excludeEndpoints?: ReadonlyArray<EndpointId> | undefined
+  /** At most this many deliveries of one endpoint in this claim (the rest stay for later claims). */
+  readonly maxPerEndpoint?: number | undefined
 }
 
 /**

@@ -149,8 +149,7 @@ export const overageCents = (plan: Plan, events: number): number =>
  * The retention boundary at `nowMillis`: events created strictly before it
  * are past `plan.retentionDays` and are purged with their attempts.
  */
-export const retentionCutoff = (plan: Plan, nowMillis: number): number =>
-  nowMillis - plan.retentionDays * DAY_MILLIS
+export const retentionCutoff = (plan: Plan, nowMillis: number): number => nowMillis - plan.retentionDays * DAY_MILLIS
 
 /** What `GET /api/v1/usage` reports for the current period. */
 export interface UsageSummary {

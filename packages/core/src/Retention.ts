@@ -66,9 +66,13 @@ export const layerWorker: Layer.Layer<never, never, Retention> = Layer.effectDis
     const options = yield* Options
     yield* retention.purge.pipe(
       Effect.tap((deleted) =>
-        deleted > 0 ? Effect.logInfo("Purged events past retention").pipe(Effect.annotateLogs({ deleted })) : Effect.void
+        deleted > 0
+          ? Effect.logInfo("Purged events past retention").pipe(Effect.annotateLogs({ deleted }))
+          : Effect.void
       ),
-      Effect.catchCause((cause) => Effect.logWarning("Retention purge failed; it runs again later").pipe(Effect.annotateLogs({ cause }))),
+      Effect.catchCause((cause) =>
+        Effect.logWarning("Retention purge failed; it runs again later").pipe(Effect.annotateLogs({ cause }))
+      ),
       Effect.repeat(Schedule.spaced(Duration.millis(options.intervalMs))),
       Effect.forkScoped
     )

@@ -17,8 +17,8 @@
  *
  * @since 0.1.0
  */
-import { createHash, createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto"
 import { Effect, Result } from "effect"
+import { createHash, createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto"
 import * as Entropy from "./Entropy.ts"
 import { InvalidSignature, TimestampOutOfRange } from "./Errors.ts"
 

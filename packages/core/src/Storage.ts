@@ -103,6 +103,10 @@ export class Storage extends Context.Service<Storage, {
     organizationId: OrganizationId,
     page: PageRequest
   ) => Effect.Effect<Page<Endpoint>, StorageError>
+  /**
+   * Applies a patch. When it enables a disabled endpoint, the endpoint's QUEUED deliveries become due at
+   * `patch.updatedAt` (they were parked while it was disabled).
+   */
   readonly updateEndpoint: (
     organizationId: OrganizationId,
     id: EndpointId,

@@ -9,8 +9,8 @@
  *
  * @since 0.1.0
  */
-import { isIP } from "node:net"
 import { Context, Result } from "effect"
+import { isIP } from "node:net"
 import { ValidationFailed } from "./Errors.ts"
 
 /** The guard's setting. */
@@ -26,8 +26,7 @@ export const TargetPolicy = Context.Reference<TargetPolicy>("@promptjang/core/Ta
 /** The setting that allows private targets, named in every refusal. */
 export const SETTING = "PROMPTJANG_ALLOW_PRIVATE_TARGETS"
 
-const v4ToNumber = (ip: string): number =>
-  ip.split(".").reduce((acc, part) => acc * 256 + Number(part), 0)
+const v4ToNumber = (ip: string): number => ip.split(".").reduce((acc, part) => acc * 256 + Number(part), 0)
 
 const V4_BLOCKED: ReadonlyArray<readonly [string, number]> = [
   ["0.0.0.0", 8], // "this network"
@@ -104,8 +103,7 @@ export const isBlockedAddress = (ip: string): boolean => {
   }
 }
 
-const invalid = (message: string) =>
-  Result.fail(new ValidationFailed({ message, details: [{ path: "url", message }] }))
+const invalid = (message: string) => Result.fail(new ValidationFailed({ message, details: [{ path: "url", message }] }))
 
 /**
  * Checks an endpoint URL as written: http(s), and, unless the policy allows

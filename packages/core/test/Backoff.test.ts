@@ -13,7 +13,9 @@ const schedule = (input: string): ReadonlyArray<number> => {
 
 const parseError = (input: string) => {
   const result = Backoff.parse(input)
-  if (Result.isSuccess(result)) return assert.fail(`expected "${input}" to be refused, got ${JSON.stringify(result.success)}`)
+  if (Result.isSuccess(result)) {
+    return assert.fail(`expected "${input}" to be refused, got ${JSON.stringify(result.success)}`)
+  }
   return result.failure
 }
 

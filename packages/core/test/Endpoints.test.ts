@@ -110,7 +110,9 @@ describe("Endpoints", () => {
       assert.isTrue(isValid({}))
     })
 
-    for (const type of ["", "order..created", ".order", "order.", "order.*.created", "order created", "*.created", "**"]) {
+    for (
+      const type of ["", "order..created", ".order", "order.", "order.*.created", "order created", "*.created", "**"]
+    ) {
       it(`refuses the event type ${JSON.stringify(type)} and names its index`, () => {
         const error = issuesOf({ eventTypes: ["order.created", type] })
         assert.strictEqual(error._tag, "ValidationFailed")
@@ -161,7 +163,9 @@ describe("Endpoints", () => {
 
     it("refuses a private URL with a message naming PROMPTJANG_ALLOW_PRIVATE_TARGETS, unless the policy allows it", () => {
       assert.include(issuesOf({ url: "http://127.0.0.1:8080" }).message, "PROMPTJANG_ALLOW_PRIVATE_TARGETS")
-      assert.isTrue(Result.isSuccess(Endpoints.validate({ url: "http://127.0.0.1:8080" }, { allowPrivateTargets: true })))
+      assert.isTrue(
+        Result.isSuccess(Endpoints.validate({ url: "http://127.0.0.1:8080" }, { allowPrivateTargets: true }))
+      )
     })
 
     it("refuses retry delays that are not positive whole milliseconds", () => {

@@ -129,7 +129,9 @@ describe("EventStateMachine", () => {
         const seen = new Set<string>()
         for (const commands of samples) {
           for (const { before, command, result } of trace(commands)) {
-            const outcome = Result.isSuccess(result) ? result.success.facts.map((fact) => fact._tag).join("+") : "refused"
+            const outcome = Result.isSuccess(result)
+              ? result.success.facts.map((fact) => fact._tag).join("+")
+              : "refused"
             seen.add(`${before?.status ?? "NEW"} ${command._tag} ${outcome}`)
           }
         }
@@ -160,29 +162,34 @@ describe("EventStateMachine", () => {
         }
       }))
 
-    it.prop("numbers attempts 1, 2, 3, ... within each cycle and restarts at 1 after each replay", [Commands], ([commands]) => {
-      let cycle = 0
-      let next = 1
-      for (const { facts } of accepted(trace(commands))) {
-        for (const fact of facts) {
-          if (fact._tag === "Accepted") {
-            cycle = 1
-            next = 1
-          } else if (fact._tag === "Replayed") {
-            assert.strictEqual(fact.cycle, cycle + 1)
-            cycle = fact.cycle
-            next = 1
-          } else {
-            assert.strictEqual(fact.cycle, cycle, `${fact._tag} belongs to the current cycle`)
-            const number = attemptOf(fact)
-            if (number !== null) {
-              assert.strictEqual(number, next, `${fact._tag} in cycle ${cycle}`)
-              next += 1
+    it.prop(
+      "numbers attempts 1, 2, 3, ... within each cycle and restarts at 1 after each replay",
+      [Commands],
+      ([commands]) => {
+        let cycle = 0
+        let next = 1
+        for (const { facts } of accepted(trace(commands))) {
+          for (const fact of facts) {
+            if (fact._tag === "Accepted") {
+              cycle = 1
+              next = 1
+            } else if (fact._tag === "Replayed") {
+              assert.strictEqual(fact.cycle, cycle + 1)
+              cycle = fact.cycle
+              next = 1
+            } else {
+              assert.strictEqual(fact.cycle, cycle, `${fact._tag} belongs to the current cycle`)
+              const number = attemptOf(fact)
+              if (number !== null) {
+                assert.strictEqual(number, next, `${fact._tag} in cycle ${cycle}`)
+                next += 1
+              }
             }
           }
         }
-      }
-    }, properties)
+      },
+      properties
+    )
 
     it.prop("leaves DELIVERED, EXPIRED and FAILED only through Replay", [Commands], ([commands]) => {
       for (const { before, command, result } of trace(commands)) {
@@ -286,9 +293,11 @@ describe("EventStateMachine", () => {
 
     it.prop(
       "expires a cycle of failures after exactly one attempt more than the schedule has delays",
-      [Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 86_400_000 }))).check(
-        Schema.isBetweenLength(0, 10)
-      )],
+      [
+        Schema.Array(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 86_400_000 }))).check(
+          Schema.isBetweenLength(0, 10)
+        )
+      ],
       ([delays]) => {
         const schedule = Backoff.make(delays)
         let { facts, state } = run([accept(T0)])
@@ -390,7 +399,12 @@ describe("EventStateMachine", () => {
     })
 
     it("fails a RETRYING event and keeps its attempt count", () => {
-      const { state } = run([accept(T0), attempt(T0, "failed"), attempt(T0 + 60 * SECOND, "failed"), fail(T0 + 61 * SECOND)])
+      const { state } = run([
+        accept(T0),
+        attempt(T0, "failed"),
+        attempt(T0 + 60 * SECOND, "failed"),
+        fail(T0 + 61 * SECOND)
+      ])
       assert.strictEqual(state.status, "FAILED")
       assert.strictEqual(state.attemptCount, 2)
     })

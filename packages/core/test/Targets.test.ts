@@ -110,7 +110,9 @@ describe("Targets", () => {
 
     it("refuses private addresses written in other notations", () => {
       // the URL parser normalizes these to 127.0.0.1 and ::ffff:7f00:1
-      for (const url of ["http://2130706433/", "http://0x7f.1/", "http://[::ffff:127.0.0.1]/", "http://169.254.169.254/"]) {
+      for (
+        const url of ["http://2130706433/", "http://0x7f.1/", "http://[::ffff:127.0.0.1]/", "http://169.254.169.254/"]
+      ) {
         assert.include(refusal(url).message, Targets.SETTING, url)
       }
     })

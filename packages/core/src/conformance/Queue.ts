@@ -100,7 +100,7 @@ export const queueSuite = (name: string, layer: Layer.Layer<Storage | Queue, unk
           const storage = yield* Storage
           const queue = yield* Queue
           const { endpoint: busy, organization } = yield* Fixtures.seedTenant()
-          const idle = Fixtures.endpoint(organization.id)
+          const idle = Fixtures.makeEndpoint(organization.id)
           yield* storage.createEndpoint(idle)
           yield* Fixtures.ingestEvent(busy, { at: NOW })
           const waiting = yield* Fixtures.ingestEvent(idle, { at: NOW + 1 })
@@ -116,6 +116,24 @@ export const queueSuite = (name: string, layer: Layer.Layer<Storage | Queue, unk
             yield* queue.claimDue({ now: NOW + 10, limit: 10, leaseMs: LEASE, excludeEndpoints: [busy.id, idle.id] }),
             []
           )
+        }))
+
+      test("claims at most maxPerEndpoint deliveries of one endpoint, earliest first, and fills up with others", () =>
+        Effect.gen(function*() {
+          const storage = yield* Storage
+          const queue = yield* Queue
+          const { endpoint: hot, organization } = yield* Fixtures.seedTenant()
+          const cold = Fixtures.makeEndpoint(organization.id)
+          yield* storage.createEndpoint(cold)
+          const hotEvents = []
+          for (let i = 0; i < 5; i++) hotEvents.push(yield* Fixtures.ingestEvent(hot, { at: NOW + i }))
+          const coldEvent = yield* Fixtures.ingestEvent(cold, { at: NOW + 10 })
+
+          const claims = yield* queue.claimDue({ now: NOW + 20, limit: 10, leaseMs: LEASE, maxPerEndpoint: 2 })
+          const hotIds = hotEvents.map((e) => e.id)
+          assert.deepStrictEqual(eventIds(claims), [...hotIds.slice(0, 2), coldEvent.id])
+          const rest = yield* queue.claimDue({ now: NOW + 20, limit: 10, leaseMs: LEASE, maxPerEndpoint: 2 })
+          assert.deepStrictEqual(eventIds(rest), hotIds.slice(2, 4))
         }))
 
       test("does not hand out a claimed delivery again while its lease holds", () =>

@@ -37,8 +37,7 @@ const { DAY, HOUR, MINUTE, NOW, PERIOD_START, NEXT_PERIOD_START, SECOND } = Fixt
 const idsOf = (items: ReadonlyArray<{ readonly id: string }>): Array<string> => items.map((item) => item.id)
 const sortedIds = (items: ReadonlyArray<{ readonly id: string }>): Array<string> => idsOf(items).sort()
 /** Newest first, as every listing is: by id, descending. */
-const newestFirst = (items: ReadonlyArray<{ readonly id: string }>): Array<string> =>
-  idsOf(items).sort().reverse()
+const newestFirst = (items: ReadonlyArray<{ readonly id: string }>): Array<string> => idsOf(items).sort().reverse()
 
 /**
  * Registers the Storage conformance cases under `describe(\`Storage (${name})\`)`.
@@ -58,8 +57,8 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
       test("creates, gets and lists organizations", () =>
         Effect.gen(function*() {
           const storage = yield* Storage
-          const acme = Fixtures.organization({ name: "Acme", plan: "starter" })
-          const globex = Fixtures.organization({ name: "Globex", plan: "pro", at: NOW + SECOND })
+          const acme = Fixtures.makeOrganization({ name: "Acme", plan: "starter" })
+          const globex = Fixtures.makeOrganization({ name: "Globex", plan: "pro", at: NOW + SECOND })
           yield* storage.createOrganization(acme)
           yield* storage.createOrganization(globex)
 
@@ -76,7 +75,7 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
         Effect.gen(function*() {
           const storage = yield* Storage
           const { organization } = yield* Fixtures.seedTenant()
-          const key = Fixtures.apiKey(organization.id, { name: "ci" })
+          const key = Fixtures.makeApiKey(organization.id, { name: "ci" })
           yield* storage.createApiKey(key)
 
           assert.deepStrictEqual(yield* storage.findApiKeyByHash(key.keyHash), Option.some(key))
@@ -88,9 +87,9 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const storage = yield* Storage
           const a = yield* Fixtures.seedTenant()
           const b = yield* Fixtures.seedTenant()
-          const a1 = Fixtures.apiKey(a.organization.id)
-          const a2 = Fixtures.apiKey(a.organization.id, { at: NOW + SECOND })
-          const b1 = Fixtures.apiKey(b.organization.id)
+          const a1 = Fixtures.makeApiKey(a.organization.id)
+          const a2 = Fixtures.makeApiKey(a.organization.id, { at: NOW + SECOND })
+          const b1 = Fixtures.makeApiKey(b.organization.id)
           for (const key of [a1, b1, a2]) yield* storage.createApiKey(key)
 
           assert.deepStrictEqual(sortedIds(yield* storage.listApiKeys(a.organization.id)), sortedIds([a1, a2]))
@@ -102,7 +101,7 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
         Effect.gen(function*() {
           const storage = yield* Storage
           const { organization } = yield* Fixtures.seedTenant()
-          const key = Fixtures.apiKey(organization.id)
+          const key = Fixtures.makeApiKey(organization.id)
           yield* storage.createApiKey(key)
 
           assert.isTrue(yield* storage.revokeApiKey(organization.id, key.id, NOW + MINUTE))
@@ -119,7 +118,7 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const storage = yield* Storage
           const owner = yield* Fixtures.seedTenant()
           const other = yield* Fixtures.seedTenant()
-          const key = Fixtures.apiKey(owner.organization.id)
+          const key = Fixtures.makeApiKey(owner.organization.id)
           yield* storage.createApiKey(key)
 
           assert.isFalse(yield* storage.revokeApiKey(other.organization.id, key.id, NOW + MINUTE))
@@ -131,8 +130,8 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
         Effect.gen(function*() {
           const storage = yield* Storage
           const { organization } = yield* Fixtures.seedTenant()
-          const first = Fixtures.apiKey(organization.id)
-          const second = Fixtures.apiKey(organization.id)
+          const first = Fixtures.makeApiKey(organization.id)
+          const second = Fixtures.makeApiKey(organization.id)
           yield* storage.createApiKey(first)
           yield* storage.createApiKey(second)
           const lastUsed = (hash: string) =>
@@ -153,7 +152,7 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
         Effect.gen(function*() {
           const storage = yield* Storage
           const { organization } = yield* Fixtures.seedTenant()
-          const endpoint = Fixtures.endpoint(organization.id, {
+          const endpoint = Fixtures.makeEndpoint(organization.id, {
             description: "orders",
             eventTypes: ["order.*", "invoice.paid"],
             enabled: false,
@@ -193,7 +192,7 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
         Effect.gen(function*() {
           const storage = yield* Storage
           const { organization } = yield* Fixtures.seedTenant()
-          const endpoint = Fixtures.endpoint(organization.id, {
+          const endpoint = Fixtures.makeEndpoint(organization.id, {
             description: "orders",
             eventTypes: ["order.*"],
             requireSignature: true,
@@ -262,7 +261,7 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const storage = yield* Storage
           const { endpoint: first, organization } = yield* Fixtures.seedTenant()
           const other = yield* Fixtures.seedTenant(NOW + 2 * SECOND)
-          const rest = [1, 2, 3, 4].map((i) => Fixtures.endpoint(organization.id, { at: NOW + i * SECOND }))
+          const rest = [1, 2, 3, 4].map((i) => Fixtures.makeEndpoint(organization.id, { at: NOW + i * SECOND }))
           for (const endpoint of [rest[2], rest[0], rest[3], rest[1]]) {
             if (endpoint !== undefined) yield* storage.createEndpoint(endpoint)
           }
@@ -291,7 +290,7 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const storage = yield* Storage
           const queue = yield* Queue
           const { endpoint, organization } = yield* Fixtures.seedTenant()
-          const kept = Fixtures.endpoint(organization.id)
+          const kept = Fixtures.makeEndpoint(organization.id)
           yield* storage.createEndpoint(kept)
           const queued = yield* Fixtures.ingestEvent(endpoint, { at: NOW })
           const retrying = yield* Fixtures.ingestEvent(endpoint, { at: NOW + SECOND })
@@ -361,8 +360,8 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const bytes = new TextEncoder().encode(
             "{ \"b\":1,\"a\" : \"\\u00e9\u00e9\",\n\"event\":\"order.paid\" }\uFEFF"
           )
-          const event = Fixtures.event(endpoint, { eventType: "order.paid", body: bytes })
-          assert.deepStrictEqual(yield* storage.ingest(Fixtures.ingestRecord(event)), { _tag: "Inserted" })
+          const event = Fixtures.makeEvent(endpoint, { eventType: "order.paid", body: bytes })
+          assert.deepStrictEqual(yield* storage.ingest(Fixtures.makeIngestRecord(event)), { _tag: "Inserted" })
 
           const stored = yield* storage.getEvent(organization.id, event.id)
           assert.isTrue(Option.isSome(stored))
@@ -419,17 +418,17 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const storage = yield* Storage
           const queue = yield* Queue
           const { endpoint, organization } = yield* Fixtures.seedTenant()
-          const first = Fixtures.event(endpoint, { at: NOW })
-          const retry = Fixtures.event(endpoint, { at: NOW + HOUR, body: "{\"event\":\"changed\"}" })
-          const firstKey = Fixtures.idempotency("order-42", { at: NOW, bodyHash: "a".repeat(64) })
-          const retryKey = Fixtures.idempotency("order-42", { at: NOW + HOUR, bodyHash: "b".repeat(64) })
+          const first = Fixtures.makeEvent(endpoint, { at: NOW })
+          const retry = Fixtures.makeEvent(endpoint, { at: NOW + HOUR, body: "{\"event\":\"changed\"}" })
+          const firstKey = Fixtures.makeIdempotency("order-42", { at: NOW, bodyHash: "a".repeat(64) })
+          const retryKey = Fixtures.makeIdempotency("order-42", { at: NOW + HOUR, bodyHash: "b".repeat(64) })
 
           assert.deepStrictEqual(
-            yield* storage.ingest(Fixtures.ingestRecord(first, { idempotency: firstKey })),
+            yield* storage.ingest(Fixtures.makeIngestRecord(first, { idempotency: firstKey })),
             { _tag: "Inserted" }
           )
           assert.deepStrictEqual(
-            yield* storage.ingest(Fixtures.ingestRecord(retry, { idempotency: retryKey })),
+            yield* storage.ingest(Fixtures.makeIngestRecord(retry, { idempotency: retryKey })),
             { _tag: "Duplicate", eventId: first.id, bodyHash: "a".repeat(64) }
           )
 
@@ -445,16 +444,16 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const storage = yield* Storage
           const a = yield* Fixtures.seedTenant()
           const b = yield* Fixtures.seedTenant()
-          const key = Fixtures.idempotency("order-42")
+          const key = Fixtures.makeIdempotency("order-42")
 
-          const inA = Fixtures.event(a.endpoint)
-          const inB = Fixtures.event(b.endpoint)
+          const inA = Fixtures.makeEvent(a.endpoint)
+          const inB = Fixtures.makeEvent(b.endpoint)
           assert.deepStrictEqual(
-            yield* storage.ingest(Fixtures.ingestRecord(inA, { idempotency: key })),
+            yield* storage.ingest(Fixtures.makeIngestRecord(inA, { idempotency: key })),
             { _tag: "Inserted" }
           )
           assert.deepStrictEqual(
-            yield* storage.ingest(Fixtures.ingestRecord(inB, { idempotency: key })),
+            yield* storage.ingest(Fixtures.makeIngestRecord(inB, { idempotency: key })),
             { _tag: "Inserted" }
           )
           assert.isTrue(Option.isSome(yield* storage.getEvent(b.organization.id, inB.id)))
@@ -465,29 +464,29 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
         Effect.gen(function*() {
           const storage = yield* Storage
           const { endpoint, organization } = yield* Fixtures.seedTenant()
-          const key = Fixtures.idempotency("order-42", { at: NOW, ttl: DAY })
-          const first = Fixtures.event(endpoint, { at: NOW })
-          const justBefore = Fixtures.event(endpoint, { at: key.expiresAt - 1 })
-          const atExpiry = Fixtures.event(endpoint, { at: key.expiresAt })
+          const key = Fixtures.makeIdempotency("order-42", { at: NOW, ttl: DAY })
+          const first = Fixtures.makeEvent(endpoint, { at: NOW })
+          const justBefore = Fixtures.makeEvent(endpoint, { at: key.expiresAt - 1 })
+          const atExpiry = Fixtures.makeEvent(endpoint, { at: key.expiresAt })
           const renewed = { ...key, expiresAt: key.expiresAt + DAY }
 
           assert.deepStrictEqual(
-            yield* storage.ingest(Fixtures.ingestRecord(first, { idempotency: key })),
+            yield* storage.ingest(Fixtures.makeIngestRecord(first, { idempotency: key })),
             { _tag: "Inserted" }
           )
-          const duplicate = yield* storage.ingest(Fixtures.ingestRecord(justBefore, { idempotency: key }))
+          const duplicate = yield* storage.ingest(Fixtures.makeIngestRecord(justBefore, { idempotency: key }))
           assert.deepStrictEqual(duplicate, { _tag: "Duplicate", eventId: first.id, bodyHash: key.bodyHash })
           assert.deepStrictEqual(
-            yield* storage.ingest(Fixtures.ingestRecord(atExpiry, { idempotency: renewed })),
+            yield* storage.ingest(Fixtures.makeIngestRecord(atExpiry, { idempotency: renewed })),
             { _tag: "Inserted" }
           )
 
           assert.isTrue(Option.isSome(yield* storage.getEvent(organization.id, atExpiry.id)))
           assert.strictEqual(yield* storage.usage(organization.id, PERIOD_START), 2)
           // The key now points at the new event.
-          const later = Fixtures.event(endpoint, { at: key.expiresAt + HOUR })
+          const later = Fixtures.makeEvent(endpoint, { at: key.expiresAt + HOUR })
           assert.deepStrictEqual(
-            yield* storage.ingest(Fixtures.ingestRecord(later, { idempotency: renewed })),
+            yield* storage.ingest(Fixtures.makeIngestRecord(later, { idempotency: renewed })),
             { _tag: "Duplicate", eventId: atExpiry.id, bodyHash: key.bodyHash }
           )
         }))
@@ -496,11 +495,11 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
         Effect.gen(function*() {
           const storage = yield* Storage
           const { endpoint, organization } = yield* Fixtures.seedTenant()
-          const events = Array.from({ length: 200 }, (_, i) => Fixtures.event(endpoint, { at: NOW + i }))
+          const events = Array.from({ length: 200 }, (_, i) => Fixtures.makeEvent(endpoint, { at: NOW + i }))
 
           const outcomes = yield* Effect.forEach(
             events,
-            (event) => storage.ingest(Fixtures.ingestRecord(event)),
+            (event) => storage.ingest(Fixtures.makeIngestRecord(event)),
             { concurrency: 50 }
           )
 
@@ -513,12 +512,12 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const storage = yield* Storage
           const queue = yield* Queue
           const { endpoint, organization } = yield* Fixtures.seedTenant()
-          const key = Fixtures.idempotency("order-42")
-          const events = Array.from({ length: 20 }, () => Fixtures.event(endpoint))
+          const key = Fixtures.makeIdempotency("order-42")
+          const events = Array.from({ length: 20 }, () => Fixtures.makeEvent(endpoint))
 
           const outcomes = yield* Effect.forEach(
             events,
-            (event) => storage.ingest(Fixtures.ingestRecord(event, { idempotency: key })),
+            (event) => storage.ingest(Fixtures.makeIngestRecord(event, { idempotency: key })),
             { concurrency: "unbounded" }
           )
 
@@ -541,7 +540,7 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const storage = yield* Storage
           const queue = yield* Queue
           const { endpoint: orders, organization } = yield* Fixtures.seedTenant()
-          const invoices = Fixtures.endpoint(organization.id)
+          const invoices = Fixtures.makeEndpoint(organization.id)
           yield* storage.createEndpoint(invoices)
           const created = yield* Fixtures.ingestEvent(orders, { at: NOW, eventType: "order.created" })
           const paid = yield* Fixtures.ingestEvent(orders, { at: NOW + 1, eventType: "order.paid" })
@@ -596,7 +595,7 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
         Effect.gen(function*() {
           const storage = yield* Storage
           const { endpoint, organization } = yield* Fixtures.seedTenant()
-          const other = Fixtures.endpoint(organization.id)
+          const other = Fixtures.makeEndpoint(organization.id)
           yield* storage.createEndpoint(other)
           const mine: Array<Event> = []
           for (let i = 0; i < 3; i++) {

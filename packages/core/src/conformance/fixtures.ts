@@ -76,7 +76,7 @@ export const attemptId = makeId(Ids.AttemptId, "dat_")
 const encoder = new TextEncoder()
 
 /** An organization created at `at`. */
-export const organization = (options: {
+export const makeOrganization = (options: {
   readonly at?: number | undefined
   readonly name?: string | undefined
   readonly plan?: string | undefined
@@ -86,7 +86,7 @@ export const organization = (options: {
 }
 
 /** An API key record (never revoked, never used); `keyHash` defaults to a unique hex string. */
-export const apiKey = (organization: Organization["id"], options: {
+export const makeApiKey = (organization: Organization["id"], options: {
   readonly at?: number | undefined
   readonly name?: string | undefined
   readonly keyHash?: string | undefined
@@ -106,7 +106,7 @@ export const apiKey = (organization: Organization["id"], options: {
 }
 
 /** An enabled endpoint with no event type filter and the engine's retry schedule. */
-export const endpoint = (
+export const makeEndpoint = (
   organization: Organization["id"],
   options: Partial<Omit<Endpoint, "id" | "organizationId" | "createdAt" | "updatedAt">> & {
     readonly at?: number | undefined
@@ -134,7 +134,7 @@ export const endpoint = (
 }
 
 /** A just-accepted event (QUEUED, first delivery due at `at`) for `endpoint`. */
-export const event = (
+export const makeEvent = (
   endpoint: Pick<Endpoint, "id" | "organizationId">,
   options: {
     readonly at?: number | undefined
@@ -159,7 +159,7 @@ export const event = (
 }
 
 /** An idempotency record for `key` that lives `ttl` (24 h by default) from `at`. */
-export const idempotency = (key: string, options: {
+export const makeIdempotency = (key: string, options: {
   readonly at?: number | undefined
   readonly bodyHash?: string | undefined
   readonly ttl?: number | undefined
@@ -170,7 +170,7 @@ export const idempotency = (key: string, options: {
 })
 
 /** What ingesting `event` writes: counted in {@link PERIOD_START} unless told otherwise, with no idempotency key. */
-export const ingestRecord = (event: Event, options: {
+export const makeIngestRecord = (event: Event, options: {
   readonly periodStart?: number | undefined
   readonly idempotency?: IdempotencyRecord | null | undefined
 } = {}): IngestRecord => ({
@@ -180,7 +180,7 @@ export const ingestRecord = (event: Event, options: {
 })
 
 /** One attempt of `event` in its current cycle. */
-export const attempt = (
+export const makeAttempt = (
   event: Pick<Event, "id" | "organizationId" | "endpointId" | "cycle">,
   options: {
     readonly number: number
@@ -220,7 +220,7 @@ export const delivered = (event: Event, at: number): AttemptCompletion => {
     cycle: event.cycle,
     attempt: event.attemptCount + 1
   })
-  return { attempt: attempt(event, { number: state.attemptCount, at, succeeded: true }), state }
+  return { attempt: makeAttempt(event, { number: state.attemptCount, at, succeeded: true }), state }
 }
 
 /** A failed attempt of a claimed event at `at`, retried at `retryAt`: the event becomes RETRYING. */
@@ -232,7 +232,7 @@ export const retried = (event: Event, at: number, retryAt: number): AttemptCompl
     attempt: event.attemptCount + 1,
     retryAt
   })
-  return { attempt: attempt(event, { number: state.attemptCount, at, succeeded: false }), state }
+  return { attempt: makeAttempt(event, { number: state.attemptCount, at, succeeded: false }), state }
 }
 
 /** A replay of a final event at `at`: a new cycle, QUEUED, due at `at`. */
@@ -269,9 +269,9 @@ export const seedTenant = (at: number = NOW): Effect.Effect<
 > =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const org = organization({ at })
+    const org = makeOrganization({ at })
     yield* storage.createOrganization(org)
-    const ep = endpoint(org.id, { at })
+    const ep = makeEndpoint(org.id, { at })
     yield* storage.createEndpoint(ep)
     return { organization: org, endpoint: ep }
   })
@@ -279,12 +279,12 @@ export const seedTenant = (at: number = NOW): Effect.Effect<
 /** Builds and ingests an event; dies unless it was inserted. */
 export const ingestEvent = (
   endpoint: Pick<Endpoint, "id" | "organizationId">,
-  options: Parameters<typeof event>[1] & { readonly periodStart?: number | undefined } = {}
+  options: Parameters<typeof makeEvent>[1] & { readonly periodStart?: number | undefined } = {}
 ): Effect.Effect<Event, unknown, Storage> =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const built = event(endpoint, options)
-    const outcome = yield* storage.ingest(ingestRecord(built, { periodStart: options.periodStart }))
+    const built = makeEvent(endpoint, options)
+    const outcome = yield* storage.ingest(makeIngestRecord(built, { periodStart: options.periodStart }))
     if (outcome._tag !== "Inserted") return yield* Effect.die(new Error(`ingest of ${built.id} was not inserted`))
     return built
   })
