@@ -54,11 +54,12 @@ const program = Effect.gen(function*() {
   )
 })
 
+// The receiver is on loopback, which the SSRF guard refuses unless private targets are allowed.
+const AllowLoopback = Layer.succeed(Targets.TargetPolicy, { allowPrivateTargets: true })
+
 await Effect.runPromise(
   program.pipe(
     Effect.scoped,
-    // The receiver is on loopback, which the SSRF guard refuses unless private targets are allowed.
-    Effect.provideService(Targets.TargetPolicy, { allowPrivateTargets: true }),
-    Effect.provide(Engine.layerRunning.pipe(Layer.provide([Memory.layer, FetchHttpClient.layer])))
+    Effect.provide(Engine.layerRunning.pipe(Layer.provide([Memory.layer, FetchHttpClient.layer, AllowLoopback])))
   )
 ).finally(() => receiver.close())

@@ -9,6 +9,7 @@
  *
  * @since 0.1.0
  */
+import { Errors } from "@promptjang/core"
 import { Clock, type Duration, Effect } from "effect"
 import { HttpClient, HttpClientError, HttpClientResponse } from "effect/http"
 
@@ -21,7 +22,7 @@ export type Reply =
     readonly delay?: Duration.Input | undefined
   }
   | { readonly hang: true }
-  | { readonly error: "connection_refused" | "connection_reset" | "dns" | "tls" }
+  | { readonly error: "connection_refused" | "connection_reset" | "dns" | "tls" | "blocked_address" }
 
 /** A request the receiver got. */
 export interface ReceivedRequest {
@@ -79,7 +80,10 @@ export const make = (): Receiver => {
       const reply = replyFor(url.href)
       if ("hang" in reply) return yield* waiting(Effect.never)
       if ("error" in reply) {
-        const cause = Object.assign(new Error(`scripted ${reply.error}`), { code: ERROR_CODES[reply.error] })
+        // A blocked address is what a guarded client reports when the URL resolves to a private address.
+        const cause = reply.error === "blocked_address"
+          ? new Errors.BlockedAddress({ url: url.href, address: "10.0.0.1", message: "scripted blocked address" })
+          : Object.assign(new Error(`scripted ${reply.error}`), { code: ERROR_CODES[reply.error] })
         return yield* new HttpClientError.HttpClientError({
           reason: new HttpClientError.TransportError({ request, cause, description: cause.message })
         })

@@ -131,11 +131,10 @@ export const makeTestHost = (
       Layer.succeed(Quota.Plans, options.plans ?? Quota.defaultCatalog),
       Layer.succeed(Entropy.Entropy, Entropy.fromRandom)
     )
-    // provideMerge: the engine reads some settings (the plan catalog) per call, so they must stay in the
-    // context that `run`, `send` and the organization set-up run with.
+    // The engine's services capture their settings when they are built.
     const engine = Engine.layer.pipe(
       Layer.provide([Memory.layer, Layer.succeed(HttpClient.HttpClient, receiver.client)]),
-      Layer.provideMerge(settings)
+      Layer.provide(settings)
     )
     const context = yield* Layer.build(engine)
     const provide = <A, E>(effect: Effect.Effect<A, E, Engine.Services>): Effect.Effect<A, E> =>
@@ -144,9 +143,7 @@ export const makeTestHost = (
     for (const observer of options.observers ?? []) yield* lifecycle.subscribe(observer)
 
     const accounts = Context.get(context, Accounts.Accounts)
-    const { apiKey, organization } = yield* provide(
-      accounts.createOrganization({ name: "Test host", plan: options.plan })
-    )
+    const { apiKey, organization } = yield* accounts.createOrganization({ name: "Test host", plan: options.plan })
 
     const dispatcher = Context.get(context, Dispatcher.Dispatcher)
     yield* Effect.forkScoped(provide(dispatcher.run))
@@ -192,15 +189,13 @@ export const makeTestHost = (
             timestamp = String(Math.floor((yield* Clock.currentTimeMillis) / 1000))
             signature = Signing.signInbound(endpoint.secret, timestamp, body)
           }
-          return yield* provide(
-            Context.get(context, Ingestion.Ingestion).ingest(apiKey.key, {
-              endpointId,
-              body,
-              signature,
-              timestamp,
-              idempotencyKey: sendOptions.idempotencyKey
-            })
-          )
+          return yield* Context.get(context, Ingestion.Ingestion).ingest(apiKey.key, {
+            endpointId,
+            body,
+            signature,
+            timestamp,
+            idempotencyKey: sendOptions.idempotencyKey
+          })
         }),
       advance: (duration) => Effect.andThen(TestClock.adjust(duration), settle),
       settle,

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import type { Lifecycle } from "@promptjang/core"
+import { Endpoints, type Lifecycle } from "@promptjang/core"
 import { Effect, Logger } from "effect"
 import { makeTestHost } from "../src/index.ts"
 
@@ -57,6 +57,42 @@ describe("Lifecycle observers", () => {
         ["Attempted", 2, "RETRYING"],
         ["Attempted", 3, "EXPIRED"],
         ["Expired", null, "EXPIRED"]
+      ])
+    }))
+
+  it.effect("deleting an endpoint tells observers that each of its pending events Failed", () =>
+    Effect.gen(function*() {
+      const { observer, seen } = recorder()
+      const host = yield* makeTestHost({ observers: [observer] })
+      const endpoint = yield* host.createEndpoint({ enabled: false })
+      yield* host.send(endpoint.id, { event: "order.created" })
+      yield* host.send(endpoint.id, { event: "order.updated" })
+      yield* host.settle
+      yield* host.run(Endpoints.Endpoints.use((e) => e.remove(host.organization.id, endpoint.id)))
+      assert.deepStrictEqual(seen, [
+        ["Accepted", null, "QUEUED"],
+        ["Accepted", null, "QUEUED"],
+        ["Failed", null, "FAILED"],
+        ["Failed", null, "FAILED"]
+      ])
+    }))
+
+  it.effect("a send to a blocked address records the attempt and fails the event at once", () =>
+    Effect.gen(function*() {
+      const { observer, seen } = recorder()
+      const host = yield* makeTestHost({ observers: [observer] })
+      const endpoint = yield* host.createEndpoint()
+      host.receiver.script(endpoint.url, { error: "blocked_address" })
+      const { id } = yield* host.send(endpoint.id, { event: "order.created" })
+      yield* host.settle
+      yield* host.advance("1 hour")
+      const { attempts, event } = yield* host.event(id)
+      assert.strictEqual(event.status, "FAILED")
+      assert.deepStrictEqual(attempts.map((a) => [a.number, a.statusCode, a.error]), [[1, null, "blocked_address"]])
+      assert.deepStrictEqual(seen, [
+        ["Accepted", null, "QUEUED"],
+        ["Attempted", 1, "FAILED"],
+        ["Failed", null, "FAILED"]
       ])
     }))
 

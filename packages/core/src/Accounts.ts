@@ -10,7 +10,8 @@
  */
 import { Clock, Context, Effect, Layer, Option, Schedule } from "effect"
 import type { ApiKey, Organization } from "./Domain.ts"
-import { NotFound, StorageError, Unauthorized, ValidationFailed } from "./Errors.ts"
+import * as Entropy from "./Entropy.ts"
+import { NotFound, type StorageError, Unauthorized, ValidationFailed } from "./Errors.ts"
 import * as Ids from "./Ids.ts"
 import type { ApiKeyId, OrganizationId } from "./Ids.ts"
 import * as Quota from "./Quota.ts"
@@ -63,13 +64,9 @@ export class Accounts extends Context.Service<Accounts, {
 /** Accounts over the Storage in context; flushes last-use times every 10 seconds while the layer lives. */
 export const make = Effect.gen(function*() {
   const storage = yield* Storage
+  const plans = yield* Quota.Plans
+  const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
   const lastUsed = new Map<ApiKeyId, number>()
-
-  const planOf = (name: string) =>
-    Effect.gen(function*() {
-      const plans = yield* Quota.Plans
-      return Quota.planOf(plans, name)
-    })
 
   const createApiKey = Effect.fn("Accounts.createApiKey")(function*(organizationId: OrganizationId, name: string) {
     const organization = yield* storage.getOrganization(organizationId)
@@ -93,7 +90,7 @@ export const make = Effect.gen(function*() {
     }
     yield* storage.createApiKey(record)
     return { record, key }
-  })
+  }, withEntropy)
 
   const flushLastUsed = Effect.suspend(() => {
     if (lastUsed.size === 0) return Effect.void
@@ -114,7 +111,6 @@ export const make = Effect.gen(function*() {
   return Accounts.of({
     createOrganization: Effect.fn("Accounts.createOrganization")(function*(input) {
       const planName = input.plan ?? "starter"
-      const plans = yield* Quota.Plans
       const name = input.name.trim()
       if (name === "") {
         return yield* new ValidationFailed({
@@ -137,7 +133,7 @@ export const make = Effect.gen(function*() {
       yield* storage.createOrganization(organization)
       const apiKey = yield* Effect.catchTag(createApiKey(organization.id, "default"), "NotFound", (e) => Effect.die(e))
       return { organization, apiKey }
-    }),
+    }, withEntropy),
     getOrganization: (id) =>
       storage.getOrganization(id).pipe(
         Effect.flatMap(Option.match({
@@ -172,17 +168,11 @@ export const make = Effect.gen(function*() {
           message: `No organization ${organizationId}.`
         })
       }
-      const plan = yield* planOf(organization.value.plan)
-      if (Option.isNone(plan)) {
-        return yield* new StorageError({
-          reason: "Unknown",
-          message: `The organization's plan "${organization.value.plan}" is not in the plan catalog.`
-        })
-      }
+      const plan = yield* Quota.effectivePlan(plans, organization.value.plan)
       const now = yield* Clock.currentTimeMillis
       const period = Quota.periodOf(now)
       const events = yield* storage.usage(organizationId, period.start)
-      return Quota.usageSummary(plan.value, events, now)
+      return Quota.usageSummary(plan, events, now)
     })
   })
 })

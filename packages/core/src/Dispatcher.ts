@@ -16,6 +16,7 @@ import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import * as Backoff from "./Backoff.ts"
 import type { Attempt, AttemptError, Endpoint, Event } from "./Domain.ts"
 import * as Endpoints from "./Endpoints.ts"
+import * as Entropy from "./Entropy.ts"
 import type { StorageError } from "./Errors.ts"
 import * as EventStateMachine from "./EventStateMachine.ts"
 import * as Ids from "./Ids.ts"
@@ -158,6 +159,7 @@ export const make = Effect.gen(function*() {
   const client = yield* HttpClient.HttpClient
   const options = yield* Options
   const engineSchedule = yield* Backoff.CurrentSchedule
+  const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
   const leaseMs = options.timeoutMs + options.leaseMarginMs
 
   const perEndpoint = new Map<EndpointId, number>()
@@ -285,7 +287,7 @@ export const make = Effect.gen(function*() {
     const end = yield* Clock.currentTimeMillis
     const succeeded = response.statusCode !== null && response.statusCode >= 200 && response.statusCode < 300
     const attempt: Attempt = {
-      id: yield* Ids.makeAttemptId,
+      id: yield* withEntropy(Ids.makeAttemptId),
       eventId: event.id,
       organizationId: event.organizationId,
       endpointId: event.endpointId,

@@ -6,9 +6,11 @@
  */
 import { Clock, Context, Effect, Layer, Option, Result } from "effect"
 import type { Endpoint } from "./Domain.ts"
+import * as Entropy from "./Entropy.ts"
 import { NotFound, type StorageError, ValidationFailed, type ValidationIssue } from "./Errors.ts"
 import * as Ids from "./Ids.ts"
 import type { EndpointId, OrganizationId } from "./Ids.ts"
+import { Lifecycle } from "./Lifecycle.ts"
 import * as Signing from "./Signing.ts"
 import { type EndpointPatch, type Page, type PageRequest, Storage } from "./Storage.ts"
 import * as Targets from "./Targets.ts"
@@ -129,7 +131,7 @@ export class Endpoints extends Context.Service<Endpoints, {
     id: EndpointId,
     update: EndpointUpdate
   ) => Effect.Effect<Endpoint, NotFound | ValidationFailed | StorageError>
-  /** Deletes the endpoint; its QUEUED and RETRYING events become FAILED. */
+  /** Deletes the endpoint; its QUEUED and RETRYING events become FAILED (observers are told). */
   readonly remove: (organizationId: OrganizationId, id: EndpointId) => Effect.Effect<void, NotFound | StorageError>
   /** Replaces the secret; the old one keeps signing for {@link ROTATION_OVERLAP_MS}. */
   readonly rotateSecret: (
@@ -141,6 +143,9 @@ export class Endpoints extends Context.Service<Endpoints, {
 /** Endpoints over the Storage in context. */
 export const make = Effect.gen(function*() {
   const storage = yield* Storage
+  const lifecycle = yield* Lifecycle
+  const policy = yield* Targets.TargetPolicy
+  const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
 
   const get = Effect.fn("Endpoints.get")(function*(organizationId: OrganizationId, id: EndpointId) {
     const found = yield* storage.getEndpoint(organizationId, id)
@@ -150,7 +155,7 @@ export const make = Effect.gen(function*() {
 
   return Endpoints.of({
     create: Effect.fn("Endpoints.create")(function*(organizationId, input) {
-      yield* Effect.fromResult(validate(input, yield* Targets.TargetPolicy))
+      yield* Effect.fromResult(validate(input, policy))
       const now = yield* Clock.currentTimeMillis
       const endpoint: Endpoint = {
         id: yield* Ids.makeEndpointId,
@@ -170,11 +175,11 @@ export const make = Effect.gen(function*() {
       }
       yield* storage.createEndpoint(endpoint)
       return endpoint
-    }),
+    }, withEntropy),
     get,
     list: (organizationId, page) => storage.listEndpoints(organizationId, page),
     update: Effect.fn("Endpoints.update")(function*(organizationId, id, update) {
-      yield* Effect.fromResult(validate(update, yield* Targets.TargetPolicy))
+      yield* Effect.fromResult(validate(update, policy))
       const patch: { -readonly [K in keyof EndpointPatch]: EndpointPatch[K] } = {
         updatedAt: yield* Clock.currentTimeMillis
       }
@@ -190,8 +195,11 @@ export const make = Effect.gen(function*() {
       return updated.value
     }),
     remove: Effect.fn("Endpoints.remove")(function*(organizationId, id) {
-      const removed = yield* storage.deleteEndpoint(organizationId, id, yield* Clock.currentTimeMillis)
-      if (!removed) return yield* notFound(id)
+      const failed = yield* storage.deleteEndpoint(organizationId, id, yield* Clock.currentTimeMillis)
+      if (Option.isNone(failed)) return yield* notFound(id)
+      for (const event of failed.value) {
+        yield* lifecycle.emit({ _tag: "Failed", event, reason: "the endpoint was deleted" })
+      }
     }),
     rotateSecret: Effect.fn("Endpoints.rotateSecret")(function*(organizationId, id) {
       const current = yield* get(organizationId, id)
@@ -204,9 +212,9 @@ export const make = Effect.gen(function*() {
       })
       if (Option.isNone(updated)) return yield* notFound(id)
       return updated.value
-    })
+    }, withEntropy)
   })
 })
 
 /** Endpoints over the Storage in context. */
-export const layer: Layer.Layer<Endpoints, never, Storage> = Layer.effect(Endpoints, make)
+export const layer: Layer.Layer<Endpoints, never, Storage | Lifecycle> = Layer.effect(Endpoints, make)

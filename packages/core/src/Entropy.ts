@@ -50,3 +50,10 @@ export const bytes = (length: number): Effect.Effect<Uint8Array> =>
 
 /** Provides {@link fromRandom}: reproducible ids and secrets for tests. */
 export const layerRandom: Layer.Layer<never> = Layer.succeed(Entropy, fromRandom)
+
+/**
+ * Runs an effect with the entropy source captured when a service was built, so
+ * that a service behaves the same whatever context its callers run in.
+ */
+export const withSource = (source: Entropy) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provideService(effect, Entropy, source)

@@ -14,6 +14,7 @@ import { Clock, Context, Effect, Layer, Option, Result, Schema } from "effect"
 import { Accounts, type Principal } from "./Accounts.ts"
 import type { Event } from "./Domain.ts"
 import * as Endpoints from "./Endpoints.ts"
+import * as Entropy from "./Entropy.ts"
 import {
   EventTypeNotSubscribed,
   IdempotencyConflict,
@@ -100,6 +101,8 @@ export const make = Effect.gen(function*() {
   const storage = yield* Storage
   const accounts = yield* Accounts
   const lifecycle = yield* Lifecycle
+  const plans = yield* Quota.Plans
+  const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
 
   const accept = Effect.fn("Ingestion.accept")(function*(principal: Principal, request: IngestRequest) {
     const organizationId = principal.organization.id
@@ -109,9 +112,8 @@ export const make = Effect.gen(function*() {
       message: `No endpoint ${request.endpointId} in this organization: check the id in the URL.`
     })
     if (!isEndpointId(request.endpointId)) return yield* missing
-    const plans = yield* Quota.Plans
-    const plan = Quota.planOf(plans, principal.organization.plan)
-    if (Option.isSome(plan)) yield* Effect.fromResult(Quota.checkPayloadSize(plan.value, request.body.byteLength))
+    const plan = yield* Quota.effectivePlan(plans, principal.organization.plan)
+    yield* Effect.fromResult(Quota.checkPayloadSize(plan, request.body.byteLength))
     const endpoint = yield* storage.getEndpoint(organizationId, request.endpointId)
     if (Option.isNone(endpoint)) return yield* missing
     const { eventType } = yield* Effect.fromResult(parsePayload(request.body))
@@ -167,7 +169,7 @@ export const make = Effect.gen(function*() {
     }
     yield* lifecycle.emit({ _tag: "Accepted", event })
     return { id: event.id, status: "QUEUED", duplicate: false } as const
-  })
+  }, withEntropy)
 
   return Ingestion.of({
     accept,

@@ -179,15 +179,18 @@ export const makeStorage: Effect.Effect<Storage["Service"], never, MemoryStore> 
     deleteEndpoint: (organizationId, id, at) =>
       Effect.sync(() => {
         const current = t.endpoints.get(id)
-        if (current === undefined || current.organizationId !== organizationId) return false
+        if (current === undefined || current.organizationId !== organizationId) return Option.none()
         t.endpoints.delete(id)
+        const failed: Array<Event> = []
         for (const event of t.events.values()) {
           if (event.endpointId === id && !isFinal(event.status)) {
-            t.events.set(event.id, { ...event, status: "FAILED", nextAttemptAt: null, updatedAt: at })
+            const next: Event = { ...event, status: "FAILED", nextAttemptAt: null, updatedAt: at }
+            t.events.set(event.id, next)
             t.deliveries.delete(event.id)
+            failed.push(next)
           }
         }
-        return true
+        return Option.some(failed)
       }),
 
     ingest: ({ event, idempotency, periodStart }) =>

@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Option, Result } from "effect"
+import { Context, Effect, Option, Result } from "effect"
 import type { Plan } from "./Domain.ts"
 import { PayloadTooLarge } from "./Errors.ts"
 
@@ -75,6 +75,21 @@ export const Plans: Context.Reference<PlanCatalog> = Context.Reference<PlanCatal
 /** The plan named `name`, if the catalog has one (an organization may name a plan an operator removed). */
 export const planOf = (catalog: PlanCatalog, name: string): Option.Option<Plan> =>
   Option.fromUndefinedOr(catalog.get(name))
+
+/**
+ * The plan an organization is billed and limited by. An organization whose plan
+ * was removed from the catalog falls back to the catalog's `starter` (or the
+ * built-in starter), with a warning, so that limits always apply.
+ */
+export const effectivePlan = (catalog: PlanCatalog, name: string): Effect.Effect<Plan> => {
+  const plan = catalog.get(name)
+  if (plan !== undefined) return Effect.succeed(plan)
+  const fallback = catalog.get(starter.name) ?? starter
+  return Effect.as(
+    Effect.logWarning(`Plan "${name}" is not in the plan catalog; applying the ${fallback.name} plan's limits`),
+    fallback
+  )
+}
 
 /** `bytes` in the largest binary unit that keeps it readable: "256 KiB", "2 MiB", "1.5 MiB". */
 const humanBytes = (bytes: number): string | undefined => {

@@ -35,9 +35,9 @@ export class Retention extends Context.Service<Retention, {
 export const make = Effect.gen(function*() {
   const storage = yield* Storage
   const options = yield* Options
+  const plans = yield* Quota.Plans
   return Retention.of({
     purge: Effect.gen(function*() {
-      const plans = yield* Quota.Plans
       const now = yield* Clock.currentTimeMillis
       let total = 0
       for (const organization of yield* storage.listOrganizations) {

@@ -112,12 +112,15 @@ export class Storage extends Context.Service<Storage, {
     id: EndpointId,
     patch: EndpointPatch
   ) => Effect.Effect<Option.Option<Endpoint>, StorageError>
-  /** Deletes an endpoint; its QUEUED and RETRYING events become FAILED and leave the queue. */
+  /**
+   * Deletes an endpoint; its QUEUED and RETRYING events become FAILED and leave the queue. Returns those
+   * events as they are now, or none when the organization has no such endpoint.
+   */
   readonly deleteEndpoint: (
     organizationId: OrganizationId,
     id: EndpointId,
     at: number
-  ) => Effect.Effect<boolean, StorageError>
+  ) => Effect.Effect<Option.Option<ReadonlyArray<Event>>, StorageError>
 
   /** Stores an event, schedules its first delivery, counts it and remembers its idempotency key, atomically. */
   readonly ingest: (record: IngestRecord) => Effect.Effect<IngestOutcome, StorageError>

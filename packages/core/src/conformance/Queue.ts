@@ -268,7 +268,7 @@ export const queueSuite = (name: string, layer: Layer.Layer<Storage | Queue, unk
           const { endpoint, organization } = yield* Fixtures.seedTenant()
           const event = yield* Fixtures.ingestEvent(endpoint, { at: NOW })
           const claim = yield* Fixtures.claimEvent(event.id, NOW)
-          assert.isTrue(yield* storage.deleteEndpoint(organization.id, endpoint.id, NOW + SECOND))
+          assert.isTrue(Option.isSome(yield* storage.deleteEndpoint(organization.id, endpoint.id, NOW + SECOND)))
 
           assert.isFalse(yield* queue.complete(claim, Fixtures.retried(claim.event, NOW + 2 * SECOND, NOW + MINUTE)))
 

@@ -303,7 +303,11 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           assert.isTrue(yield* queue.complete(doneClaim, Fixtures.delivered(doneClaim.event, NOW + 6 * SECOND)))
           const deliveredBefore = Option.map(yield* storage.getEvent(organization.id, done.id), Fixtures.comparable)
 
-          assert.isTrue(yield* storage.deleteEndpoint(organization.id, endpoint.id, NOW + 10 * SECOND))
+          const failedNow = yield* storage.deleteEndpoint(organization.id, endpoint.id, NOW + 10 * SECOND)
+          assert.deepStrictEqual(
+            Option.map(failedNow, (events) => events.map((e) => [e.id, e.status]).sort()),
+            Option.some([[queued.id, "FAILED"], [retrying.id, "FAILED"]].sort())
+          )
 
           assert.isTrue(Option.isNone(yield* storage.getEndpoint(organization.id, endpoint.id)))
           assert.isTrue(Option.isNone(yield* storage.findEndpoint(endpoint.id)))
@@ -335,8 +339,12 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           const other = yield* Fixtures.seedTenant()
           const event = yield* Fixtures.ingestEvent(owner.endpoint)
 
-          assert.isFalse(yield* storage.deleteEndpoint(other.organization.id, owner.endpoint.id, NOW + MINUTE))
-          assert.isFalse(yield* storage.deleteEndpoint(owner.organization.id, Fixtures.endpointId(NOW), NOW + MINUTE))
+          assert.isTrue(
+            Option.isNone(yield* storage.deleteEndpoint(other.organization.id, owner.endpoint.id, NOW + MINUTE))
+          )
+          assert.isTrue(
+            Option.isNone(yield* storage.deleteEndpoint(owner.organization.id, Fixtures.endpointId(NOW), NOW + MINUTE))
+          )
 
           assert.deepStrictEqual(
             yield* storage.getEndpoint(owner.organization.id, owner.endpoint.id),
