@@ -1,0 +1,653 @@
+/**
+ * The Storage and Queue ports on PostgreSQL (and on PGlite, through the same
+ * code), over effect's `SqlClient`.
+ *
+ * - Ingest is group-committed: concurrent ingests share one transaction, so
+ *   the commit cost is paid once per batch; each caller resumes after the
+ *   commit that holds its event.
+ * - Claims take due rows with `FOR UPDATE SKIP LOCKED` and set a lease;
+ *   completions check the lease, so a worker that lost its lease cannot
+ *   record an attempt (attempt numbers never skip or repeat).
+ * - Transactions are short and never span an HTTP call.
+ * - New work wakes workers through an in-process signal and, on a real
+ *   server, one `NOTIFY` per commit that adds due work.
+ *
+ * @since 0.1.0
+ */
+import { Domain, Errors } from "@promptjang/core"
+import type { ApiKey, Attempt, Endpoint, Event, EventStatus, Organization } from "@promptjang/core/Domain"
+import type { ApiKeyId, EndpointId, EventId, OrganizationId } from "@promptjang/core/Ids"
+import type { Claim, Queue } from "@promptjang/core/Queue"
+import type { IngestOutcome, IngestRecord, Page, PageRequest, Storage } from "@promptjang/core/Storage"
+import { Effect, Option, Random, type Scope } from "effect"
+import { SqlClient, type SqlError } from "effect/sql"
+import { randomUUID } from "node:crypto"
+import * as GroupCommit from "./GroupCommit.ts"
+
+/** The channel of new-work notifications. */
+export const CHANNEL = "promptjang_work"
+
+/** Tuning of the backend. */
+export interface PgBackendOptions {
+  /** Writers of the ingest group commit (1 for PGlite, a few for a server). */
+  readonly ingestWriters: number
+  /** The most events in one ingest transaction. */
+  readonly maxIngestBatch: number
+  /** Waits one macrotask before taking a batch (PGlite: lets concurrent requests join it). */
+  readonly gatherIngest: boolean
+  /** Sends `NOTIFY` after commits that add due work (a real server; PGlite cannot deliver them). */
+  readonly notify: boolean
+}
+
+/** A sharable in-process wake-up signal. */
+export interface Signal {
+  /** Names this process in its NOTIFY payloads, so that its own notifications are not counted twice. */
+  readonly instance: string
+  readonly bump: () => void
+  readonly version: () => number
+  readonly await: (since: number) => Effect.Effect<void>
+}
+
+/** A fresh in-process signal. */
+export const makeSignal = (): Signal => {
+  let version = 0
+  let waiters = new Set<() => void>()
+  return {
+    instance: randomUUID(),
+    bump: () => {
+      version++
+      const woken = waiters
+      waiters = new Set()
+      for (const wake of woken) wake()
+    },
+    version: () => version,
+    await: (since) =>
+      Effect.callback<void>((resume) => {
+        if (version > since) return resume(Effect.void)
+        const wake = () => resume(Effect.void)
+        waiters.add(wake)
+        return Effect.sync(() => {
+          waiters.delete(wake)
+        })
+      })
+  }
+}
+
+const storageError = (error: SqlError.SqlError): Errors.StorageError =>
+  new Errors.StorageError({
+    reason: error.reason._tag === "ConnectionError" ? "Unavailable" : "Unknown",
+    message: `The database failed: ${error.reason._tag}`,
+    cause: error
+  })
+
+/** Maps the driver's errors to the port's. */
+const orFail = <A, R>(effect: Effect.Effect<A, SqlError.SqlError, R>): Effect.Effect<A, Errors.StorageError, R> =>
+  Effect.mapError(effect, storageError)
+
+const millis = (value: Date | null): number | null => (value === null ? null : value.getTime())
+const date = (value: number | null): Date | null => (value === null ? null : new Date(value))
+const time = (value: Date): number => value.getTime()
+
+interface OrganizationRow {
+  readonly id: string
+  readonly name: string
+  readonly plan: string
+  readonly created_at: Date
+}
+const toOrganization = (row: OrganizationRow): Organization => ({
+  id: row.id as OrganizationId,
+  name: row.name,
+  plan: row.plan,
+  createdAt: time(row.created_at)
+})
+
+interface ApiKeyRow {
+  readonly id: string
+  readonly organization_id: string
+  readonly name: string
+  readonly prefix: string
+  readonly key_hash: string
+  readonly created_at: Date
+  readonly last_used_at: Date | null
+  readonly revoked_at: Date | null
+}
+const toApiKey = (row: ApiKeyRow): ApiKey => ({
+  id: row.id as ApiKeyId,
+  organizationId: row.organization_id as OrganizationId,
+  name: row.name,
+  prefix: row.prefix,
+  keyHash: row.key_hash,
+  createdAt: time(row.created_at),
+  lastUsedAt: millis(row.last_used_at),
+  revokedAt: millis(row.revoked_at)
+})
+
+interface EndpointRow {
+  readonly id: string
+  readonly organization_id: string
+  readonly url: string
+  readonly description: string
+  readonly secret: string
+  readonly previous_secret: string | null
+  readonly previous_secret_expires_at: Date | null
+  readonly event_types: ReadonlyArray<string>
+  readonly enabled: boolean
+  readonly require_signature: boolean
+  readonly headers: Record<string, string>
+  readonly retry_delays: ReadonlyArray<number> | null
+  readonly created_at: Date
+  readonly updated_at: Date
+}
+const toEndpoint = (row: EndpointRow): Endpoint => ({
+  id: row.id as EndpointId,
+  organizationId: row.organization_id as OrganizationId,
+  url: row.url,
+  description: row.description,
+  secret: row.secret,
+  previousSecret: row.previous_secret,
+  previousSecretExpiresAt: millis(row.previous_secret_expires_at),
+  eventTypes: row.event_types,
+  enabled: row.enabled,
+  requireSignature: row.require_signature,
+  headers: row.headers,
+  retryDelays: row.retry_delays,
+  createdAt: time(row.created_at),
+  updatedAt: time(row.updated_at)
+})
+
+interface EventRow {
+  readonly id: string
+  readonly organization_id: string
+  readonly endpoint_id: string
+  readonly event_type: string | null
+  readonly body: Uint8Array
+  readonly status: string
+  readonly cycle: number
+  readonly attempt_count: number
+  readonly next_attempt_at: Date | null
+  readonly created_at: Date
+  readonly updated_at: Date
+}
+const toEvent = (row: EventRow): Event => ({
+  id: row.id as EventId,
+  organizationId: row.organization_id as OrganizationId,
+  endpointId: row.endpoint_id as EndpointId,
+  eventType: row.event_type,
+  body: row.body,
+  status: row.status as EventStatus,
+  cycle: row.cycle,
+  attemptCount: row.attempt_count,
+  nextAttemptAt: millis(row.next_attempt_at),
+  createdAt: time(row.created_at),
+  updatedAt: time(row.updated_at)
+})
+
+interface AttemptRow {
+  readonly id: string
+  readonly event_id: string
+  readonly organization_id: string
+  readonly endpoint_id: string
+  readonly cycle: number
+  readonly number: number
+  readonly status_code: number | null
+  readonly response_body: string | null
+  readonly duration_ms: number
+  readonly error: string | null
+  readonly succeeded: boolean
+  readonly created_at: Date
+}
+const toAttempt = (row: AttemptRow): Attempt => ({
+  id: row.id as Attempt["id"],
+  eventId: row.event_id as EventId,
+  organizationId: row.organization_id as OrganizationId,
+  endpointId: row.endpoint_id as EndpointId,
+  cycle: row.cycle,
+  number: row.number,
+  statusCode: row.status_code,
+  responseBody: row.response_body,
+  durationMs: row.duration_ms,
+  error: row.error as Attempt["error"],
+  succeeded: row.succeeded,
+  createdAt: time(row.created_at)
+})
+
+const EVENT_COLUMNS =
+  "e.id, e.organization_id, e.endpoint_id, e.event_type, e.body, e.status, e.cycle, e.attempt_count, e.next_attempt_at, e.created_at, e.updated_at"
+
+const textDecoder = new TextDecoder()
+// Escapes jsonb refuses although JSON allows them: NUL, and surrogates (which may be unpaired).
+const JSONB_UNSAFE = /\\u(0000|[dD][89a-fA-F])/
+
+/**
+ * The body as JSON text for the display-only `payload` column, or null when jsonb would refuse it. The
+ * exact bytes stay in `body` either way, and only they are delivered.
+ */
+const payloadText = (body: Uint8Array): string | null => {
+  const text = textDecoder.decode(body)
+  if (JSONB_UNSAFE.test(text)) return null
+  try {
+    JSON.parse(text)
+    return text
+  } catch {
+    return null
+  }
+}
+
+const pageOf = <A extends { readonly id: string }>(rows: ReadonlyArray<A>, page: PageRequest): Page<A> => {
+  const data = rows.slice(0, page.limit)
+  const last = data[data.length - 1]
+  return { data, nextCursor: rows.length > page.limit && last !== undefined ? last.id : null }
+}
+
+const USAGE_SHARDS = 16
+
+/**
+ * An array parameter whose elements may all be null: the driver cannot type such an array, so send an
+ * empty one instead; `unnest` pads the shorter arrays of a row set with nulls, which gives the same rows.
+ */
+const nullable = <A>(values: ReadonlyArray<A | null>): ReadonlyArray<A | null> =>
+  values.every((value) => value === null) ? [] : values
+
+/** Builds both ports over the `SqlClient` in context, sharing one signal and one ingest group commit. */
+export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
+  { readonly storage: Storage["Service"]; readonly queue: Queue["Service"] },
+  never,
+  SqlClient.SqlClient | Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const notifySql = options.notify ? sql`SELECT pg_notify(${CHANNEL}, ${signal.instance})` : undefined
+    const notify = notifySql === undefined ? Effect.void : Effect.asVoid(notifySql)
+
+    // -- ingest: one transaction per batch --------------------------------------------------------------------
+    const writeIngestBatch = (records: ReadonlyArray<IngestRecord>) =>
+      Effect.gen(function*() {
+        const outcomes: Array<IngestOutcome> = []
+        const accepted: Array<IngestRecord> = []
+        const seenKeys = new Map<string, IngestRecord>()
+        for (const record of records) {
+          if (record.idempotency === null) {
+            outcomes.push({ _tag: "Inserted" })
+            accepted.push(record)
+            continue
+          }
+          const key = `${record.event.organizationId}\u0000${record.idempotency.key}`
+          const first = seenKeys.get(key)
+          if (first !== undefined && first.idempotency !== null) {
+            // The same key twice in one batch: the second is a duplicate of the first.
+            outcomes.push({ _tag: "Duplicate", eventId: first.event.id, bodyHash: first.idempotency.bodyHash })
+            continue
+          }
+          const claimed = yield* sql<{ event_id: string }>`
+            INSERT INTO idempotency_keys (organization_id, key, event_id, body_hash, expires_at)
+            VALUES (${record.event.organizationId}, ${record.idempotency.key}, ${record.event.id},
+                    ${record.idempotency.bodyHash}, ${new Date(record.idempotency.expiresAt)})
+            ON CONFLICT (organization_id, key) DO UPDATE
+              SET event_id = excluded.event_id, body_hash = excluded.body_hash, expires_at = excluded.expires_at
+              WHERE idempotency_keys.expires_at <= ${new Date(record.event.createdAt)}
+            RETURNING event_id`
+          if (claimed.length > 0) {
+            seenKeys.set(key, record)
+            outcomes.push({ _tag: "Inserted" })
+            accepted.push(record)
+          } else {
+            const [existing] = yield* sql<{ event_id: string; body_hash: string }>`
+              SELECT event_id, body_hash FROM idempotency_keys
+              WHERE organization_id = ${record.event.organizationId} AND key = ${record.idempotency.key}`
+            outcomes.push(
+              existing === undefined
+                ? { _tag: "Inserted" }
+                : { _tag: "Duplicate", eventId: existing.event_id as EventId, bodyHash: existing.body_hash }
+            )
+          }
+        }
+        if (accepted.length > 0) {
+          const events = accepted.map((r) => r.event)
+          yield* sql`
+            INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
+                                attempt_count, next_attempt_at, created_at, updated_at)
+            SELECT * FROM unnest(
+              ${events.map((e) => e.id)}::text[], ${events.map((e) => e.organizationId)}::text[],
+              ${events.map((e) => e.endpointId)}::text[], ${nullable(events.map((e) => e.eventType))}::text[],
+              ${events.map((e) => e.body)}::bytea[], ${nullable(events.map((e) => payloadText(e.body)))}::jsonb[],
+              ${events.map((e) => e.status)}::text[], ${events.map((e) => e.cycle)}::int[],
+              ${events.map((e) => e.attemptCount)}::int[], ${
+            nullable(events.map((e) => date(e.nextAttemptAt)))
+          }::timestamptz[],
+              ${events.map((e) => new Date(e.createdAt))}::timestamptz[], ${
+            events.map((e) => new Date(e.updatedAt))
+          }::timestamptz[]
+            )`
+          yield* sql`
+            INSERT INTO deliveries (event_id, endpoint_id, available_at)
+            SELECT * FROM unnest(
+              ${events.map((e) => e.id)}::text[], ${events.map((e) => e.endpointId)}::text[],
+              ${events.map((e) => new Date(e.nextAttemptAt ?? e.createdAt))}::timestamptz[]
+            )`
+          const counts = new Map<string, { organizationId: string; periodStart: number; events: number }>()
+          for (const record of accepted) {
+            const key = `${record.event.organizationId}\u0000${record.periodStart}`
+            const entry = counts.get(key)
+            if (entry === undefined) {
+              counts.set(key, {
+                organizationId: record.event.organizationId,
+                periodStart: record.periodStart,
+                events: 1
+              })
+            } else entry.events++
+          }
+          const shard = yield* Random.nextIntBetween(0, USAGE_SHARDS - 1)
+          // Sorted, so that concurrent batches lock counter rows in the same order.
+          const sorted = Array.from(counts.values()).sort((a, b) =>
+            a.organizationId < b.organizationId
+              ? -1
+              : a.organizationId > b.organizationId
+              ? 1
+              : a.periodStart - b.periodStart
+          )
+          yield* sql`
+            INSERT INTO usage_counters (organization_id, period_start, shard, events)
+            SELECT o, p, ${shard}, n FROM unnest(
+              ${sorted.map((c) => c.organizationId)}::text[], ${
+            sorted.map((c) => new Date(c.periodStart))
+          }::timestamptz[],
+              ${sorted.map((c) => c.events)}::bigint[]
+            ) AS v(o, p, n)
+            ON CONFLICT (organization_id, period_start, shard)
+            DO UPDATE SET events = usage_counters.events + excluded.events`
+          yield* notify
+        }
+        return outcomes
+      }).pipe(
+        sql.withTransaction,
+        orFail,
+        Effect.tap((outcomes) =>
+          Effect.sync(() => {
+            if (outcomes.some((o) => o._tag === "Inserted")) signal.bump()
+          })
+        )
+      )
+
+    const ingest = yield* GroupCommit.make({
+      write: writeIngestBatch,
+      maxBatch: options.maxIngestBatch,
+      writers: options.ingestWriters,
+      gather: options.gatherIngest
+        ? Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        : undefined
+    })
+
+    // -- storage -----------------------------------------------------------------------------------------------
+    const storage: Storage["Service"] = {
+      createOrganization: (o) =>
+        orFail(sql`INSERT INTO organizations (id, name, plan, created_at)
+                   VALUES (${o.id}, ${o.name}, ${o.plan}, ${new Date(o.createdAt)})`).pipe(Effect.asVoid),
+      getOrganization: (id) =>
+        orFail(sql<OrganizationRow>`SELECT * FROM organizations WHERE id = ${id}`).pipe(
+          Effect.map((rows) => Option.map(Option.fromUndefinedOr(rows[0]), toOrganization))
+        ),
+      listOrganizations: orFail(sql<OrganizationRow>`SELECT * FROM organizations ORDER BY id`).pipe(
+        Effect.map((rows) => rows.map(toOrganization))
+      ),
+
+      createApiKey: (k) =>
+        orFail(
+          sql`INSERT INTO api_keys (id, organization_id, name, prefix, key_hash, created_at, last_used_at, revoked_at)
+                   VALUES (${k.id}, ${k.organizationId}, ${k.name}, ${k.prefix}, ${k.keyHash}, ${new Date(k.createdAt)},
+                           ${date(k.lastUsedAt)}, ${date(k.revokedAt)})`
+        ).pipe(Effect.asVoid),
+      findApiKeyByHash: (hash) =>
+        orFail(sql<ApiKeyRow>`SELECT * FROM api_keys WHERE key_hash = ${hash}`).pipe(
+          Effect.map((rows) => Option.map(Option.fromUndefinedOr(rows[0]), toApiKey))
+        ),
+      listApiKeys: (organizationId) =>
+        orFail(sql<ApiKeyRow>`SELECT * FROM api_keys WHERE organization_id = ${organizationId} ORDER BY id`).pipe(
+          Effect.map((rows) => rows.map(toApiKey))
+        ),
+      revokeApiKey: (organizationId, id, at) =>
+        orFail(sql<{ id: string }>`
+          UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ${new Date(at)})
+          WHERE id = ${id} AND organization_id = ${organizationId} RETURNING id`).pipe(
+          Effect.map((rows) => rows.length > 0)
+        ),
+      touchApiKeys: (uses) =>
+        uses.length === 0 ? Effect.void : orFail(sql`
+          UPDATE api_keys k SET last_used_at = v.at
+          FROM unnest(${uses.map((u) => u.id)}::text[], ${uses.map((u) => new Date(u.at))}::timestamptz[]) AS v(id, at)
+          WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.at)`).pipe(Effect.asVoid),
+
+      createEndpoint: (e) =>
+        orFail(sql`
+          INSERT INTO endpoints (id, organization_id, url, description, secret, previous_secret, previous_secret_expires_at,
+                                 event_types, enabled, require_signature, headers, retry_delays, created_at, updated_at)
+          VALUES (${e.id}, ${e.organizationId}, ${e.url}, ${e.description}, ${e.secret}, ${e.previousSecret},
+                  ${date(e.previousSecretExpiresAt)}, ${e.eventTypes}::text[], ${e.enabled}, ${e.requireSignature},
+                  ${JSON.stringify(e.headers)}::jsonb, ${e.retryDelays}::int[], ${new Date(e.createdAt)},
+                  ${new Date(e.updatedAt)})`).pipe(Effect.asVoid),
+      getEndpoint: (organizationId, id) =>
+        orFail(sql<EndpointRow>`SELECT * FROM endpoints WHERE id = ${id} AND organization_id = ${organizationId}`).pipe(
+          Effect.map((rows) => Option.map(Option.fromUndefinedOr(rows[0]), toEndpoint))
+        ),
+      findEndpoint: (id) =>
+        orFail(sql<EndpointRow>`SELECT * FROM endpoints WHERE id = ${id}`).pipe(
+          Effect.map((rows) => Option.map(Option.fromUndefinedOr(rows[0]), toEndpoint))
+        ),
+      listEndpoints: (organizationId, page) =>
+        orFail(sql<EndpointRow>`
+          SELECT * FROM endpoints WHERE organization_id = ${organizationId}
+          ${page.cursor === undefined ? sql`` : sql`AND id < ${page.cursor}`}
+          ORDER BY id DESC LIMIT ${page.limit + 1}`).pipe(Effect.map((rows) => pageOf(rows.map(toEndpoint), page))),
+      updateEndpoint: (organizationId, id, patch) =>
+        Effect.gen(function*() {
+          const [current] = yield* sql<EndpointRow>`
+            SELECT * FROM endpoints WHERE id = ${id} AND organization_id = ${organizationId} FOR UPDATE`
+          if (current === undefined) return Option.none()
+          const next: Endpoint = { ...toEndpoint(current), ...patch }
+          yield* sql`
+            UPDATE endpoints SET url = ${next.url}, description = ${next.description}, secret = ${next.secret},
+              previous_secret = ${next.previousSecret}, previous_secret_expires_at = ${
+            date(next.previousSecretExpiresAt)
+          },
+              event_types = ${next.eventTypes}::text[], enabled = ${next.enabled}, require_signature = ${next.requireSignature},
+              headers = ${JSON.stringify(next.headers)}::jsonb, retry_delays = ${next.retryDelays}::int[],
+              updated_at = ${new Date(next.updatedAt)}
+            WHERE id = ${id}`
+          if (patch.enabled === true && !current.enabled) {
+            // Deliveries parked while the endpoint was disabled are due again at once.
+            yield* sql`
+              UPDATE deliveries d SET available_at = LEAST(d.available_at, ${new Date(patch.updatedAt)})
+              FROM events e
+              WHERE d.endpoint_id = ${id} AND d.lease IS NULL AND e.id = d.event_id AND e.status = 'QUEUED'`
+            yield* notify
+          }
+          return Option.some(next)
+        }).pipe(
+          sql.withTransaction,
+          orFail,
+          Effect.tap((updated) =>
+            Effect.sync(() => {
+              if (Option.isSome(updated) && patch.enabled === true) signal.bump()
+            })
+          )
+        ),
+      deleteEndpoint: (organizationId, id, at) =>
+        Effect.gen(function*() {
+          const deleted =
+            yield* sql`DELETE FROM endpoints WHERE id = ${id} AND organization_id = ${organizationId} RETURNING id`
+          if (deleted.length === 0) return Option.none()
+          const failed = yield* sql<EventRow>`
+            UPDATE events e SET status = 'FAILED', next_attempt_at = NULL, updated_at = ${new Date(at)}
+            WHERE e.endpoint_id = ${id} AND e.status IN ('QUEUED', 'RETRYING')
+            RETURNING ${sql.unsafe(EVENT_COLUMNS)}`
+          yield* sql`DELETE FROM deliveries WHERE endpoint_id = ${id}`
+          return Option.some(failed.map(toEvent))
+        }).pipe(sql.withTransaction, orFail),
+
+      ingest,
+      getEvent: (organizationId, id) =>
+        orFail(sql<EventRow>`SELECT ${sql.unsafe(EVENT_COLUMNS)} FROM events e
+                             WHERE e.id = ${id} AND e.organization_id = ${organizationId}`).pipe(
+          Effect.map((rows) => Option.map(Option.fromUndefinedOr(rows[0]), toEvent))
+        ),
+      listEvents: (organizationId, filter, page) =>
+        orFail(sql<EventRow>`
+          SELECT ${sql.unsafe(EVENT_COLUMNS)} FROM events e
+          WHERE e.organization_id = ${organizationId}
+          ${filter.endpointId === undefined ? sql`` : sql`AND e.endpoint_id = ${filter.endpointId}`}
+          ${filter.status === undefined ? sql`` : sql`AND e.status = ${filter.status}`}
+          ${filter.eventType === undefined ? sql`` : sql`AND e.event_type = ${filter.eventType}`}
+          ${page.cursor === undefined ? sql`` : sql`AND e.id < ${page.cursor}`}
+          ORDER BY e.id DESC LIMIT ${page.limit + 1}`).pipe(Effect.map((rows) => pageOf(rows.map(toEvent), page))),
+      listAttempts: (organizationId, eventId) =>
+        orFail(sql<AttemptRow>`
+          SELECT * FROM attempts WHERE event_id = ${eventId} AND organization_id = ${organizationId}
+          ORDER BY cycle, number`).pipe(Effect.map((rows) => rows.map(toAttempt))),
+
+      usage: (organizationId, periodStart) =>
+        orFail(sql<{ total: bigint | null }>`
+          SELECT sum(events)::bigint AS total FROM usage_counters
+          WHERE organization_id = ${organizationId} AND period_start = ${new Date(periodStart)}`).pipe(
+          Effect.map((rows) => Number(rows[0]?.total ?? 0))
+        ),
+
+      purgeEvents: (organizationId, before, limit) =>
+        Effect.gen(function*() {
+          const doomed = yield* sql<{ id: string }>`
+            DELETE FROM events WHERE id IN (
+              SELECT id FROM events WHERE organization_id = ${organizationId} AND created_at < ${new Date(before)}
+              ORDER BY created_at LIMIT ${limit}
+            ) RETURNING id`
+          if (doomed.length > 0) {
+            const ids = doomed.map((row) => row.id)
+            yield* sql`DELETE FROM attempts WHERE event_id = ANY(${ids}::text[])`
+            yield* sql`DELETE FROM deliveries WHERE event_id = ANY(${ids}::text[])`
+          }
+          yield* sql`
+            DELETE FROM idempotency_keys WHERE ctid IN (
+              SELECT ctid FROM idempotency_keys WHERE organization_id = ${organizationId} AND expires_at <= ${new Date(
+            before
+          )}
+              LIMIT ${limit}
+            )`
+          return doomed.length
+        }).pipe(sql.withTransaction, orFail)
+    }
+
+    // -- queue -------------------------------------------------------------------------------------------------
+    const leaseToken = Effect.map(Random.nextIntBetween(0, Number.MAX_SAFE_INTEGER), (n) => n.toString(36))
+
+    const queue: Queue["Service"] = {
+      schedule: (request) =>
+        Effect.gen(function*() {
+          const updated = yield* sql<{ id: string; endpoint_id: string }>`
+            UPDATE events SET status = ${request.state.status}, cycle = ${request.state.cycle},
+              attempt_count = ${request.state.attemptCount}, next_attempt_at = ${date(request.state.nextAttemptAt)},
+              updated_at = ${new Date(request.state.updatedAt)}
+            WHERE id = ${request.eventId} AND organization_id = ${request.organizationId}
+              AND status = ${request.expected.status} AND cycle = ${request.expected.cycle}
+            RETURNING id, endpoint_id`
+          const row = updated[0]
+          if (row === undefined) return false
+          yield* sql`
+            INSERT INTO deliveries (event_id, endpoint_id, available_at)
+            VALUES (${row.id}, ${row.endpoint_id}, ${new Date(request.state.nextAttemptAt ?? request.state.updatedAt)})
+            ON CONFLICT (event_id) DO UPDATE SET available_at = excluded.available_at, lease = NULL`
+          yield* notify
+          return true
+        }).pipe(
+          sql.withTransaction,
+          orFail,
+          Effect.tap((scheduled) =>
+            Effect.sync(() => {
+              if (scheduled) signal.bump()
+            })
+          )
+        ),
+
+      claimDue: ({ excludeEndpoints, leaseMs, limit, maxPerEndpoint, now }) =>
+        Effect.gen(function*() {
+          const token = yield* leaseToken
+          const excluded = excludeEndpoints ?? []
+          const perEndpoint = maxPerEndpoint ?? limit
+          // Rank a window of due rows per endpoint without locking, then lock what to take, skipping rows
+          // that other workers hold; FOR UPDATE cannot sit beside a window function in one SELECT.
+          const rows = yield* sql<EventRow & { lease: string }>`
+            WITH window_rows AS (
+              SELECT event_id, endpoint_id, available_at FROM deliveries
+              WHERE available_at <= ${new Date(now)}
+              ${excluded.length === 0 ? sql`` : sql`AND endpoint_id <> ALL(${excluded}::text[])`}
+              ORDER BY available_at LIMIT ${limit * 4}
+            ), ranked AS (
+              SELECT event_id, row_number() OVER (PARTITION BY endpoint_id ORDER BY available_at) AS rank
+              FROM window_rows
+            ), picked AS (
+              SELECT d.event_id FROM deliveries d JOIN ranked r ON r.event_id = d.event_id
+              WHERE r.rank <= ${perEndpoint} AND d.available_at <= ${new Date(now)}
+              ORDER BY d.available_at LIMIT ${limit}
+              FOR UPDATE OF d SKIP LOCKED
+            ), leased AS (
+              UPDATE deliveries d SET lease = ${token} || ':' || d.event_id, available_at = ${new Date(now + leaseMs)}
+              FROM picked p WHERE d.event_id = p.event_id
+              RETURNING d.event_id, d.lease
+            )
+            SELECT ${sql.unsafe(EVENT_COLUMNS)}, l.lease FROM leased l JOIN events e ON e.id = l.event_id
+            ORDER BY e.id`
+          return rows.map((row): Claim => ({ event: toEvent(row), lease: row.lease, leaseExpiresAt: now + leaseMs }))
+        }).pipe(orFail),
+
+      complete: (claim, completion) =>
+        Effect.gen(function*() {
+          const { state } = completion
+          const held = Domain.isFinal(state.status)
+            ? yield* sql`DELETE FROM deliveries WHERE event_id = ${claim.event.id} AND lease = ${claim.lease} RETURNING event_id`
+            : yield* sql`
+                UPDATE deliveries SET lease = NULL, available_at = ${new Date(state.nextAttemptAt ?? state.updatedAt)}
+                WHERE event_id = ${claim.event.id} AND lease = ${claim.lease} RETURNING event_id`
+          if (held.length === 0) return false
+          const attempt = completion.attempt
+          if (attempt !== null) {
+            yield* sql`
+              INSERT INTO attempts (id, event_id, organization_id, endpoint_id, cycle, number, status_code,
+                                    response_body, duration_ms, error, succeeded, created_at)
+              VALUES (${attempt.id}, ${attempt.eventId}, ${attempt.organizationId}, ${attempt.endpointId}, ${attempt.cycle},
+                      ${attempt.number}, ${attempt.statusCode}, ${attempt.responseBody}, ${attempt.durationMs},
+                      ${attempt.error}, ${attempt.succeeded}, ${new Date(attempt.createdAt)})`
+          }
+          yield* sql`
+            UPDATE events SET status = ${state.status}, cycle = ${state.cycle}, attempt_count = ${state.attemptCount},
+              next_attempt_at = ${date(state.nextAttemptAt)}, updated_at = ${new Date(state.updatedAt)}
+            WHERE id = ${claim.event.id}`
+          return true
+        }).pipe(sql.withTransaction, orFail),
+
+      reschedule: (claim, dueAt) =>
+        orFail(sql`
+          UPDATE deliveries SET lease = NULL, available_at = ${new Date(dueAt)}
+          WHERE event_id = ${claim.event.id} AND lease = ${claim.lease} RETURNING event_id`).pipe(
+          Effect.map((rows) => rows.length > 0)
+        ),
+
+      release: (claims) =>
+        claims.length === 0 ? Effect.void : Effect.gen(function*() {
+          yield* sql`
+            UPDATE deliveries d SET lease = NULL, available_at = ${new Date(0)}
+            FROM unnest(${claims.map((c) => c.event.id)}::text[], ${
+            claims.map((c) => c.lease)
+          }::text[]) AS v(event_id, lease)
+            WHERE d.event_id = v.event_id AND d.lease = v.lease`
+          yield* notify
+        }).pipe(sql.withTransaction, orFail, Effect.tap(() => Effect.sync(signal.bump))),
+
+      nextDueAt: orFail(sql<{ at: Date | null }>`SELECT min(available_at) AS at FROM deliveries`).pipe(
+        Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]?.at), time))
+      ),
+      signalVersion: Effect.sync(signal.version),
+      awaitSignal: signal.await,
+      stats: orFail(sql<{ pending: bigint; oldest: Date | null }>`
+        SELECT count(*) AS pending, min(available_at) FILTER (WHERE lease IS NULL) AS oldest FROM deliveries`).pipe(
+        Effect.map((rows) => ({ pending: Number(rows[0]?.pending ?? 0), oldestDueAt: millis(rows[0]?.oldest ?? null) }))
+      )
+    }
+
+    return { storage, queue }
+  })

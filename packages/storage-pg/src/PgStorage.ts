@@ -1,0 +1,113 @@
+/**
+ * The layers of `@promptjang/storage-pg`: the Storage and Queue ports over
+ * PostgreSQL or embedded PGlite, with migrations applied on start.
+ *
+ * @example
+ * ```ts
+ * // production: a PostgreSQL server
+ * const Store = PgStorage.layerPostgres("postgres://user@db/promptjang")
+ * // the embedded default: PGlite with its data on disk
+ * const Embedded = PgStorage.layerPglite("./.promptjang")
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Queue, Storage } from "@promptjang/core"
+import { Context, Effect, Layer, Queue as EffectQueue, type Redacted, Schedule } from "effect"
+import type { Migrator, SqlClient, SqlError } from "effect/sql"
+import * as Database from "./Database.ts"
+import * as Migrations from "./Migrations.ts"
+import * as PgBackend from "./PgBackend.ts"
+
+/** Tuning for a PostgreSQL server: several writers, NOTIFY on. */
+export const serverOptions: PgBackend.PgBackendOptions = {
+  ingestWriters: 4,
+  maxIngestBatch: 500,
+  gatherIngest: false,
+  notify: true
+}
+
+/** Tuning for PGlite: one writer that gathers a macrotask's worth of requests, no NOTIFY. */
+export const pgliteOptions: PgBackend.PgBackendOptions = {
+  ingestWriters: 1,
+  maxIngestBatch: 500,
+  gatherIngest: true,
+  notify: false
+}
+
+/** Both ports over one backend (one signal, one group commit). */
+const ports = (
+  options: PgBackend.PgBackendOptions,
+  signal: PgBackend.Signal
+): Layer.Layer<Storage.Storage | Queue.Queue, never, SqlClient.SqlClient> =>
+  Layer.effectContext(
+    Effect.map(PgBackend.make(options, signal), ({ queue, storage }) =>
+      Context.make(Storage.Storage, storage).pipe(Context.add(Queue.Queue, queue)))
+  )
+
+/** Wakes this process's workers on every NOTIFY of new work from any process; reconnects after a failure. */
+const listen = (signal: PgBackend.Signal): Layer.Layer<never, never, PgClient.PgClient> =>
+  Layer.effectDiscard(
+    Effect.gen(function*() {
+      const pg = yield* PgClient.PgClient
+      let connections = 0
+      const loop = Effect.scoped(
+        Effect.gen(function*() {
+          const notifications = yield* pg.listen(PgBackend.CHANNEL)
+          // After a reconnection, look again for work committed while nobody listened.
+          if (connections++ > 0) signal.bump()
+          while (true) {
+            const notification = yield* EffectQueue.take(notifications)
+            // This process's own commits already woke its workers.
+            if (notification.payload !== signal.instance) signal.bump()
+          }
+        })
+      )
+      yield* loop.pipe(
+        Effect.tapCause((cause) =>
+          Effect.logWarning("LISTEN connection lost; reconnecting").pipe(Effect.annotateLogs({ cause }))
+        ),
+        Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("10 seconds")])),
+        Effect.forkScoped
+      )
+    })
+  )
+
+/** Applies pending migrations when built. */
+export const layerMigrations: Layer.Layer<never, Migrator.MigrationError | SqlError.SqlError, SqlClient.SqlClient> =
+  Layer
+    .effectDiscard(Migrations.run)
+
+/** Storage and Queue over the `SqlClient` in context (migrated), with an in-process signal only. */
+export const layer = (
+  options: PgBackend.PgBackendOptions
+): Layer.Layer<Storage.Storage | Queue.Queue, never, SqlClient.SqlClient> => ports(options, PgBackend.makeSignal())
+
+/** Storage and Queue over the `PgClient` in context (migrated), woken across processes by LISTEN/NOTIFY. */
+export const layerListening = (
+  options: PgBackend.PgBackendOptions
+): Layer.Layer<Storage.Storage | Queue.Queue, never, PgClient.PgClient | SqlClient.SqlClient> => {
+  const signal = PgBackend.makeSignal()
+  return Layer.merge(ports(options, signal), listen(signal))
+}
+
+/** A PostgreSQL server by URL: migrated on start, LISTEN/NOTIFY on. */
+export const layerPostgres = (
+  url: Redacted.Redacted<string> | string,
+  options: Partial<PgBackend.PgBackendOptions> & { readonly maxConnections?: number | undefined } = {}
+): Layer.Layer<Storage.Storage | Queue.Queue, SqlError.SqlError | Migrator.MigrationError> =>
+  layerListening({ ...serverOptions, ...options }).pipe(
+    Layer.provideMerge(layerMigrations),
+    Layer.provide(Database.layerPostgres(url, { maxConnections: options.maxConnections }))
+  )
+
+/** Embedded PGlite with its data in `dataDir` (in memory when undefined): migrated on start. */
+export const layerPglite = (
+  dataDir: string | undefined,
+  options: Partial<PgBackend.PgBackendOptions> = {}
+): Layer.Layer<Storage.Storage | Queue.Queue, SqlError.SqlError | Migrator.MigrationError> =>
+  layer({ ...pgliteOptions, ...options }).pipe(
+    Layer.provideMerge(layerMigrations),
+    Layer.provide(Database.layerPglite(dataDir))
+  )
