@@ -33,6 +33,20 @@ const signed = (secret: string, body: string, ageSeconds = 0) =>
 const usageOf = (host: TestHost) => host.run(Accounts.Accounts.use((accounts) => accounts.usage(host.organization.id)))
 
 describe("Ingestion", () => {
+  it.effect("an endpoint change reaches ingestion within a second (endpoints are reused that long)", () =>
+    Effect.gen(function*() {
+      const host = yield* makeTestHost()
+      const endpoint = yield* host.createEndpoint({ eventTypes: ["order.*"] })
+      yield* host.send(endpoint.id, { event: "order.created" })
+      yield* host.run(
+        Endpoints.Endpoints.use((e) => e.update(host.organization.id, endpoint.id, { eventTypes: ["user.*"] }))
+      )
+      yield* host.advance("1 second")
+      const refused = yield* Effect.flip(host.send(endpoint.id, { event: "order.created" }))
+      assert.strictEqual(refused._tag, "EventTypeNotSubscribed")
+      assert.strictEqual((yield* host.send(endpoint.id, { event: "user.created" })).status, "QUEUED")
+    }))
+
   describe("authentication", () => {
     it.effect("an unknown, well-formed API key is Unauthorized", () =>
       Effect.gen(function*() {

@@ -149,7 +149,7 @@ export const make = Effect.gen(function*() {
         return yield* new NotFound({ resource: "api_key", id, message: `No API key ${id} in this organization.` })
       }
     }),
-    authenticate: Effect.fn("Accounts.authenticate")(function*(bearer) {
+    authenticate: Effect.fnUntraced(function*(bearer) {
       if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return yield* unauthorized
       const key = yield* storage.findApiKeyByHash(Signing.hashApiKey(bearer))
       if (Option.isNone(key) || key.value.revokedAt !== null) return yield* unauthorized

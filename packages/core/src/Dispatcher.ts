@@ -47,6 +47,8 @@ export interface DispatcherOptions {
   readonly fallbackPollMs: number
   /** How long a delivery to a disabled endpoint waits before it is looked at again. */
   readonly disabledRecheckMs: number
+  /** How long an endpoint read for a delivery is reused (0: read it for every delivery). */
+  readonly endpointCacheMs: number
   readonly userAgent: string
 }
 
@@ -60,6 +62,7 @@ export const defaultOptions: DispatcherOptions = {
   maxResponseBytes: 64 * 1024,
   fallbackPollMs: 30_000,
   disabledRecheckMs: 60_000,
+  endpointCacheMs: 1_000,
   userAgent: `PromptJang/${VERSION}`
 }
 
@@ -161,6 +164,20 @@ export const make = Effect.gen(function*() {
   const engineSchedule = yield* Backoff.CurrentSchedule
   const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
   const leaseMs = options.timeoutMs + options.leaseMarginMs
+  // Claim in batches: with deliveries in flight, wait until a quarter of a batch is free rather than
+  // paying one claim round trip per finished delivery.
+  const refillAt = Math.max(1, Math.floor(Math.min(options.batchSize, options.concurrency) / 4))
+
+  // Endpoints change rarely and every delivery needs one: keep what was read for a moment.
+  const endpoints = new Map<EndpointId, { readonly endpoint: Option.Option<Endpoint>; readonly readAt: number }>()
+  const findEndpoint = Effect.fnUntraced(function*(id: EndpointId, now: number) {
+    const cached = endpoints.get(id)
+    if (cached !== undefined && now - cached.readAt < options.endpointCacheMs) return cached.endpoint
+    const endpoint = yield* storage.findEndpoint(id)
+    if (endpoints.size > 10_000) endpoints.clear()
+    endpoints.set(id, { endpoint, readAt: now })
+    return endpoint
+  })
 
   const perEndpoint = new Map<EndpointId, number>()
   let inFlight = 0
@@ -271,8 +288,8 @@ export const make = Effect.gen(function*() {
 
   const deliver = Effect.fnUntraced(function*(claim: Claim) {
     const event = claim.event
-    const found = yield* storage.findEndpoint(event.endpointId)
     const start = yield* Clock.currentTimeMillis
+    const found = yield* findEndpoint(event.endpointId, start)
     if (Option.isNone(found)) {
       return yield* finish(claim, { _tag: "Fail", at: start, reason: "the endpoint was deleted" }, null)
     }
@@ -328,18 +345,23 @@ export const make = Effect.gen(function*() {
       const signal = yield* queue.signalVersion
       const local = localVersion
       const free = options.concurrency - inFlight
+      const worthClaiming = free > 0 && (inFlight === 0 || free >= refillAt)
       let claimed = 0
-      if (free > 0) {
-        const excludeEndpoints = Array.from(perEndpoint).flatMap(([id, n]) =>
-          n >= options.perEndpointConcurrency ? [id] : []
-        )
+      if (worthClaiming) {
+        const excludeEndpoints: Array<EndpointId> = []
+        const endpointLimits = new Map<EndpointId, number>()
+        for (const [id, n] of perEndpoint) {
+          if (n >= options.perEndpointConcurrency) excludeEndpoints.push(id)
+          else endpointLimits.set(id, options.perEndpointConcurrency - n)
+        }
         const now = yield* Clock.currentTimeMillis
         const claims = yield* queue.claimDue({
           now,
           limit: Math.min(free, options.batchSize),
           leaseMs,
           excludeEndpoints,
-          maxPerEndpoint: options.perEndpointConcurrency
+          maxPerEndpoint: options.perEndpointConcurrency,
+          endpointLimits
         })
         claimed = claims.length
         const taken: Array<Claim> = []
@@ -367,7 +389,7 @@ export const make = Effect.gen(function*() {
         : options.fallbackPollMs
       waiting = true
       yield* Effect.raceAll([
-        ...(free > 0 ? [queue.awaitSignal(signal)] : []),
+        ...(worthClaiming ? [queue.awaitSignal(signal)] : []),
         awaitLocal(local),
         Effect.sleep(Duration.millis(wait))
       ]).pipe(Effect.ensuring(Effect.sync(() => {

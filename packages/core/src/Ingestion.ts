@@ -12,7 +12,7 @@
  */
 import { Clock, Context, Effect, Layer, Option, Result, Schema } from "effect"
 import { Accounts, type Principal } from "./Accounts.ts"
-import type { Event } from "./Domain.ts"
+import type { Endpoint, Event } from "./Domain.ts"
 import * as Endpoints from "./Endpoints.ts"
 import * as Entropy from "./Entropy.ts"
 import {
@@ -25,11 +25,25 @@ import {
 } from "./Errors.ts"
 import * as EventStateMachine from "./EventStateMachine.ts"
 import * as Ids from "./Ids.ts"
-import type { EventId } from "./Ids.ts"
+import type { EndpointId, EventId, OrganizationId } from "./Ids.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import * as Quota from "./Quota.ts"
 import * as Signing from "./Signing.ts"
 import { Storage } from "./Storage.ts"
+
+/** Tuning of ingestion. */
+export interface IngestionOptions {
+  /**
+   * How long an endpoint read for an ingest is reused (0: read it for every event). An endpoint update
+   * (event types, signature requirement, rotation) reaches ingest within this time.
+   */
+  readonly endpointCacheMs: number
+}
+
+/** The current options (endpoints reused for 1 second). */
+export const Options = Context.Reference<IngestionOptions>("@promptjang/core/Ingestion/Options", {
+  defaultValue: () => ({ endpointCacheMs: 1_000 })
+})
 
 /** How long an `Idempotency-Key` is remembered. */
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000
@@ -103,8 +117,28 @@ export const make = Effect.gen(function*() {
   const lifecycle = yield* Lifecycle
   const plans = yield* Quota.Plans
   const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
+  const options = yield* Options
 
-  const accept = Effect.fn("Ingestion.accept")(function*(principal: Principal, request: IngestRequest) {
+  // The endpoint of every ingest: a hot read, kept for a moment (misses are not kept).
+  const endpoints = new Map<string, { readonly endpoint: Endpoint; readonly readAt: number }>()
+  const findEndpoint = (organizationId: OrganizationId, id: EndpointId, now: number) => {
+    const cached = endpoints.get(id)
+    if (
+      cached !== undefined && cached.endpoint.organizationId === organizationId &&
+      now - cached.readAt < options.endpointCacheMs
+    ) {
+      return Effect.succeed(Option.some(cached.endpoint))
+    }
+    return Effect.tap(storage.getEndpoint(organizationId, id), (found) =>
+      Effect.sync(() => {
+        if (Option.isNone(found) || options.endpointCacheMs <= 0) return
+        if (endpoints.size > 10_000) endpoints.clear()
+        endpoints.set(id, { endpoint: found.value, readAt: now })
+      }))
+  }
+
+  // The hot path of every event: untraced, so that it costs no span.
+  const accept = Effect.fnUntraced(function*(principal: Principal, request: IngestRequest) {
     const organizationId = principal.organization.id
     const missing = new NotFound({
       resource: "endpoint",
@@ -114,7 +148,8 @@ export const make = Effect.gen(function*() {
     if (!isEndpointId(request.endpointId)) return yield* missing
     const plan = yield* Quota.effectivePlan(plans, principal.organization.plan)
     yield* Effect.fromResult(Quota.checkPayloadSize(plan, request.body.byteLength))
-    const endpoint = yield* storage.getEndpoint(organizationId, request.endpointId)
+    const now = yield* Clock.currentTimeMillis
+    const endpoint = yield* findEndpoint(organizationId, request.endpointId, now)
     if (Option.isNone(endpoint)) return yield* missing
     const { eventType } = yield* Effect.fromResult(parsePayload(request.body))
     if (!Endpoints.acceptsEventType(endpoint.value.eventTypes, eventType)) {
@@ -130,7 +165,6 @@ export const make = Effect.gen(function*() {
           }. Add the type to its event_types or send it to another endpoint.`
       })
     }
-    const now = yield* Clock.currentTimeMillis
     yield* Effect.fromResult(Signing.verifyInbound({
       secrets: Endpoints.activeSecrets(endpoint.value, now),
       signature: request.signature,

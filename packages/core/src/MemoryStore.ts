@@ -291,7 +291,7 @@ export const makeQueue: Effect.Effect<Queue["Service"], never, MemoryStore> = Ef
         store.signal()
         return true
       }),
-    claimDue: ({ excludeEndpoints, leaseMs, limit, maxPerEndpoint, now }) =>
+    claimDue: ({ endpointLimits, excludeEndpoints, leaseMs, limit, maxPerEndpoint, now }) =>
       Effect.sync(() => {
         const excluded = new Set<string>(excludeEndpoints ?? [])
         const due: Array<Delivery> = []
@@ -304,7 +304,8 @@ export const makeQueue: Effect.Effect<Queue["Service"], never, MemoryStore> = Ef
         for (const delivery of due) {
           if (claims.length >= limit) break
           const taken = perEndpoint.get(delivery.endpointId) ?? 0
-          if (maxPerEndpoint !== undefined && taken >= maxPerEndpoint) continue
+          const cap = endpointLimits?.get(delivery.endpointId) ?? maxPerEndpoint
+          if (cap !== undefined && taken >= cap) continue
           const event = t.events.get(delivery.eventId)
           if (event === undefined) continue
           perEndpoint.set(delivery.endpointId, taken + 1)

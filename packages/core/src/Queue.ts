@@ -33,6 +33,8 @@ export interface ClaimOptions {
   readonly excludeEndpoints?: ReadonlyArray<EndpointId> | undefined
   /** At most this many deliveries of one endpoint in this claim (the rest stay for later claims). */
   readonly maxPerEndpoint?: number | undefined
+  /** Lower limits for some endpoints (those with deliveries already in flight), overriding `maxPerEndpoint`. */
+  readonly endpointLimits?: ReadonlyMap<EndpointId, number> | undefined
 }
 
 /**

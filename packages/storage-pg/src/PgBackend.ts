@@ -17,7 +17,7 @@
 import { Domain, Errors } from "@promptjang/core"
 import type { ApiKey, Attempt, Endpoint, Event, EventStatus, Organization } from "@promptjang/core/Domain"
 import type { ApiKeyId, EndpointId, EventId, OrganizationId } from "@promptjang/core/Ids"
-import type { Claim, Queue } from "@promptjang/core/Queue"
+import type { Claim, Completion, Queue } from "@promptjang/core/Queue"
 import type { IngestOutcome, IngestRecord, Page, PageRequest, Storage } from "@promptjang/core/Storage"
 import { Effect, Option, Random, type Scope } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
@@ -533,6 +533,74 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
         }).pipe(sql.withTransaction, orFail)
     }
 
+    // -- completions: one transaction per batch -------------------------------------------------------------
+    const writeCompletions = (items: ReadonlyArray<{ readonly claim: Claim; readonly completion: Completion }>) =>
+      Effect.gen(function*() {
+        const finals = items.filter((i) => Domain.isFinal(i.completion.state.status))
+        const retries = items.filter((i) => !Domain.isFinal(i.completion.state.status))
+        const held = new Set<string>()
+        if (finals.length > 0) {
+          const rows = yield* sql<{ event_id: string }>`
+            DELETE FROM deliveries d
+            USING unnest(${finals.map((i) => i.claim.event.id)}::text[], ${finals.map((i) => i.claim.lease)}::text[])
+              AS v(event_id, lease)
+            WHERE d.event_id = v.event_id AND d.lease = v.lease
+            RETURNING d.event_id`
+          for (const row of rows) held.add(row.event_id)
+        }
+        if (retries.length > 0) {
+          const rows = yield* sql<{ event_id: string }>`
+            UPDATE deliveries d SET lease = NULL, available_at = v.at
+            FROM unnest(
+              ${retries.map((i) => i.claim.event.id)}::text[], ${retries.map((i) => i.claim.lease)}::text[],
+              ${
+            retries.map((i) => new Date(i.completion.state.nextAttemptAt ?? i.completion.state.updatedAt))
+          }::timestamptz[]
+            ) AS v(event_id, lease, at)
+            WHERE d.event_id = v.event_id AND d.lease = v.lease
+            RETURNING d.event_id`
+          for (const row of rows) held.add(row.event_id)
+        }
+        const applied = items.filter((i) => held.has(i.claim.event.id))
+        const attempts = applied.flatMap((i) => (i.completion.attempt === null ? [] : [i.completion.attempt]))
+        if (attempts.length > 0) {
+          yield* sql`
+            INSERT INTO attempts (id, event_id, organization_id, endpoint_id, cycle, number, status_code,
+                                  response_body, duration_ms, error, succeeded, created_at)
+            SELECT * FROM unnest(
+              ${attempts.map((a) => a.id)}::text[], ${attempts.map((a) => a.eventId)}::text[],
+              ${attempts.map((a) => a.organizationId)}::text[], ${attempts.map((a) => a.endpointId)}::text[],
+              ${attempts.map((a) => a.cycle)}::int[], ${attempts.map((a) => a.number)}::int[],
+              ${nullable(attempts.map((a) => a.statusCode))}::int[], ${
+            nullable(attempts.map((a) => a.responseBody))
+          }::text[],
+              ${attempts.map((a) => a.durationMs)}::int[], ${nullable(attempts.map((a) => a.error))}::text[],
+              ${attempts.map((a) => a.succeeded)}::bool[], ${attempts.map((a) => new Date(a.createdAt))}::timestamptz[]
+            )`
+        }
+        if (applied.length > 0) {
+          const states = applied.map((i) => ({ id: i.claim.event.id, ...i.completion.state }))
+          yield* sql`
+            UPDATE events e SET status = v.status, cycle = v.cycle, attempt_count = v.attempt_count,
+              next_attempt_at = v.next_attempt_at, updated_at = v.updated_at
+            FROM unnest(
+              ${states.map((s) => s.id)}::text[], ${states.map((s) => s.status)}::text[],
+              ${states.map((s) => s.cycle)}::int[], ${states.map((s) => s.attemptCount)}::int[],
+              ${nullable(states.map((s) => date(s.nextAttemptAt)))}::timestamptz[],
+              ${states.map((s) => new Date(s.updatedAt))}::timestamptz[]
+            ) AS v(id, status, cycle, attempt_count, next_attempt_at, updated_at)
+            WHERE e.id = v.id`
+        }
+        return items.map((i) => held.has(i.claim.event.id))
+      }).pipe(sql.withTransaction, orFail)
+
+    const complete = yield* GroupCommit.make({
+      write: writeCompletions,
+      maxBatch: options.maxIngestBatch,
+      writers: options.ingestWriters,
+      gather: undefined
+    })
+
     // -- queue -------------------------------------------------------------------------------------------------
     const leaseToken = Effect.map(Random.nextIntBetween(0, Number.MAX_SAFE_INTEGER), (n) => n.toString(36))
 
@@ -564,11 +632,12 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
           )
         ),
 
-      claimDue: ({ excludeEndpoints, leaseMs, limit, maxPerEndpoint, now }) =>
+      claimDue: ({ endpointLimits, excludeEndpoints, leaseMs, limit, maxPerEndpoint, now }) =>
         Effect.gen(function*() {
           const token = yield* leaseToken
           const excluded = excludeEndpoints ?? []
           const perEndpoint = maxPerEndpoint ?? limit
+          const limited = Array.from(endpointLimits ?? [])
           // Rank a window of due rows per endpoint without locking, then lock what to take, skipping rows
           // that other workers hold; FOR UPDATE cannot sit beside a window function in one SELECT.
           const rows = yield* sql<EventRow & { lease: string }>`
@@ -578,13 +647,23 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
               ${excluded.length === 0 ? sql`` : sql`AND endpoint_id <> ALL(${excluded}::text[])`}
               ORDER BY available_at LIMIT ${limit * 4}
             ), ranked AS (
-              SELECT event_id, row_number() OVER (PARTITION BY endpoint_id ORDER BY available_at) AS rank
+              SELECT event_id, endpoint_id, available_at,
+                row_number() OVER (PARTITION BY endpoint_id ORDER BY available_at) AS rank
               FROM window_rows
+            ), chosen AS (
+              SELECT event_id FROM ranked r
+              ${
+            limited.length === 0
+              ? sql`WHERE r.rank <= ${perEndpoint}`
+              : sql`LEFT JOIN unnest(${limited.map(([id]) => id)}::text[], ${limited.map(([, n]) => n)}::int[])
+                      AS l(endpoint_id, cap) ON l.endpoint_id = r.endpoint_id
+                    WHERE r.rank <= COALESCE(l.cap, ${perEndpoint})`
+          }
+              ORDER BY available_at LIMIT ${limit}
             ), picked AS (
-              SELECT d.event_id FROM deliveries d JOIN ranked r ON r.event_id = d.event_id
-              WHERE r.rank <= ${perEndpoint} AND d.available_at <= ${new Date(now)}
-              ORDER BY d.available_at LIMIT ${limit}
-              FOR UPDATE OF d SKIP LOCKED
+              SELECT d.event_id FROM deliveries d
+              WHERE d.event_id IN (SELECT event_id FROM chosen) AND d.available_at <= ${new Date(now)}
+              FOR UPDATE SKIP LOCKED
             ), leased AS (
               UPDATE deliveries d SET lease = ${token} || ':' || d.event_id, available_at = ${new Date(now + leaseMs)}
               FROM picked p WHERE d.event_id = p.event_id
@@ -595,30 +674,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
           return rows.map((row): Claim => ({ event: toEvent(row), lease: row.lease, leaseExpiresAt: now + leaseMs }))
         }).pipe(orFail),
 
-      complete: (claim, completion) =>
-        Effect.gen(function*() {
-          const { state } = completion
-          const held = Domain.isFinal(state.status)
-            ? yield* sql`DELETE FROM deliveries WHERE event_id = ${claim.event.id} AND lease = ${claim.lease} RETURNING event_id`
-            : yield* sql`
-                UPDATE deliveries SET lease = NULL, available_at = ${new Date(state.nextAttemptAt ?? state.updatedAt)}
-                WHERE event_id = ${claim.event.id} AND lease = ${claim.lease} RETURNING event_id`
-          if (held.length === 0) return false
-          const attempt = completion.attempt
-          if (attempt !== null) {
-            yield* sql`
-              INSERT INTO attempts (id, event_id, organization_id, endpoint_id, cycle, number, status_code,
-                                    response_body, duration_ms, error, succeeded, created_at)
-              VALUES (${attempt.id}, ${attempt.eventId}, ${attempt.organizationId}, ${attempt.endpointId}, ${attempt.cycle},
-                      ${attempt.number}, ${attempt.statusCode}, ${attempt.responseBody}, ${attempt.durationMs},
-                      ${attempt.error}, ${attempt.succeeded}, ${new Date(attempt.createdAt)})`
-          }
-          yield* sql`
-            UPDATE events SET status = ${state.status}, cycle = ${state.cycle}, attempt_count = ${state.attemptCount},
-              next_attempt_at = ${date(state.nextAttemptAt)}, updated_at = ${new Date(state.updatedAt)}
-            WHERE id = ${claim.event.id}`
-          return true
-        }).pipe(sql.withTransaction, orFail),
+      complete: (claim, completion) => complete({ claim, completion }),
 
       reschedule: (claim, dueAt) =>
         orFail(sql`

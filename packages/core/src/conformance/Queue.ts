@@ -136,6 +136,29 @@ export const queueSuite = (name: string, layer: Layer.Layer<Storage | Queue, unk
           assert.deepStrictEqual(eventIds(rest), hotIds.slice(2, 4))
         }))
 
+      test("claims no more for an endpoint than its own limit allows, beside the general one", () =>
+        Effect.gen(function*() {
+          const storage = yield* Storage
+          const queue = yield* Queue
+          const { endpoint: hot, organization } = yield* Fixtures.seedTenant()
+          const cold = Fixtures.makeEndpoint(organization.id)
+          yield* storage.createEndpoint(cold)
+          const hotEvents = []
+          for (let i = 0; i < 4; i++) hotEvents.push(yield* Fixtures.ingestEvent(hot, { at: NOW + i }))
+          const coldEvents = []
+          for (let i = 0; i < 4; i++) coldEvents.push(yield* Fixtures.ingestEvent(cold, { at: NOW + 10 + i }))
+
+          const claims = yield* queue.claimDue({
+            now: NOW + 20,
+            limit: 10,
+            leaseMs: LEASE,
+            maxPerEndpoint: 3,
+            endpointLimits: new Map([[hot.id, 1]])
+          })
+          const expected = [...hotEvents.slice(0, 1), ...coldEvents.slice(0, 3)].map((e) => e.id)
+          assert.deepStrictEqual(eventIds(claims), expected)
+        }))
+
       test("does not hand out a claimed delivery again while its lease holds", () =>
         Effect.gen(function*() {
           const queue = yield* Queue
