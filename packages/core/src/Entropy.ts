@@ -16,9 +16,24 @@ export interface Entropy {
   readonly bytes: (length: number) => Effect.Effect<Uint8Array>
 }
 
+// Random bytes are drawn from the OS in blocks: one system call per id would dominate a hot path.
+const POOL_SIZE = 4096
+let pool = new Uint8Array(0)
+let offset = 0
+const takeSecure = (length: number): Uint8Array => {
+  if (length > POOL_SIZE) return getRandomValues(new Uint8Array(length))
+  if (offset + length > pool.length) {
+    pool = getRandomValues(new Uint8Array(POOL_SIZE))
+    offset = 0
+  }
+  const out = pool.slice(offset, offset + length)
+  offset += length
+  return out
+}
+
 /** The cryptographically secure default. */
 export const secure: Entropy = {
-  bytes: (length) => Effect.sync(() => getRandomValues(new Uint8Array(length)))
+  bytes: (length) => Effect.sync(() => takeSecure(length))
 }
 
 /** Entropy drawn from effect's `Random` service: deterministic under `Random.withSeed`. Never for production secrets. */

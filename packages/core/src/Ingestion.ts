@@ -140,17 +140,19 @@ export const make = Effect.gen(function*() {
   // The hot path of every event: untraced, so that it costs no span.
   const accept = Effect.fnUntraced(function*(principal: Principal, request: IngestRequest) {
     const organizationId = principal.organization.id
-    const missing = new NotFound({
-      resource: "endpoint",
-      id: request.endpointId,
-      message: `No endpoint ${request.endpointId} in this organization: check the id in the URL.`
-    })
-    if (!isEndpointId(request.endpointId)) return yield* missing
+    // Built only when needed: constructing an error captures a stack trace, too slow for every event.
+    const missing = () =>
+      new NotFound({
+        resource: "endpoint",
+        id: request.endpointId,
+        message: `No endpoint ${request.endpointId} in this organization: check the id in the URL.`
+      })
+    if (!isEndpointId(request.endpointId)) return yield* missing()
     const plan = yield* Quota.effectivePlan(plans, principal.organization.plan)
     yield* Effect.fromResult(Quota.checkPayloadSize(plan, request.body.byteLength))
     const now = yield* Clock.currentTimeMillis
     const endpoint = yield* findEndpoint(organizationId, request.endpointId, now)
-    if (Option.isNone(endpoint)) return yield* missing
+    if (Option.isNone(endpoint)) return yield* missing()
     const { eventType } = yield* Effect.fromResult(parsePayload(request.body))
     if (!Endpoints.acceptsEventType(endpoint.value.eventTypes, eventType)) {
       return yield* new EventTypeNotSubscribed({

@@ -66,9 +66,7 @@ const initial: ReadonlyArray<string> = [
     )`,
   `CREATE INDEX events_organization ON events (organization_id, id)`,
   `CREATE INDEX events_organization_status ON events (organization_id, status, id)`,
-  `CREATE INDEX events_organization_type ON events (organization_id, event_type, id)`,
   `CREATE INDEX events_endpoint ON events (endpoint_id, id)`,
-  `CREATE INDEX events_organization_created ON events (organization_id, created_at)`,
   // Append-only.
   `
     CREATE TABLE attempts (
@@ -97,7 +95,6 @@ const initial: ReadonlyArray<string> = [
       lease text
     )`,
   `CREATE INDEX deliveries_available ON deliveries (available_at)`,
-  `CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id)`,
   // Counters are sharded so that concurrent ingest transactions do not queue on one row; the sum is exact.
   `
     CREATE TABLE usage_counters (

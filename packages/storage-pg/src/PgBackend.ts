@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { Domain, Errors } from "@promptjang/core"
+import { Domain, Errors, Ids } from "@promptjang/core"
 import type { ApiKey, Attempt, Endpoint, Event, EventStatus, Organization } from "@promptjang/core/Domain"
 import type { ApiKeyId, EndpointId, EventId, OrganizationId } from "@promptjang/core/Ids"
 import type { Claim, Completion, Queue } from "@promptjang/core/Queue"
@@ -241,6 +241,10 @@ const pageOf = <A extends { readonly id: string }>(rows: ReadonlyArray<A>, page:
 
 const USAGE_SHARDS = 16
 
+// Ids sort by creation time: every id made before `t` sorts below format(prefix, t, zeros), so retention
+// walks the (organization_id, id) index instead of needing one on created_at.
+const ZERO_BYTES = new Uint8Array(13)
+
 /**
  * An array parameter whose elements may all be null: the driver cannot type such an array, so send an
  * empty one instead; `unnest` pads the shorter arrays of a row set with nulls, which gives the same rows.
@@ -260,7 +264,63 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
     const notify = notifySql === undefined ? Effect.void : Effect.asVoid(notifySql)
 
     // -- ingest: one transaction per batch --------------------------------------------------------------------
-    const writeIngestBatch = (records: ReadonlyArray<IngestRecord>) =>
+    /**
+     * Writes accepted events, their first deliveries, the usage increments and (when asked) the wake-up
+     * notification in ONE statement: data-modifying CTEs run once each, in one implicit transaction, so a
+     * batch costs one round trip and one commit.
+     */
+    const insertAccepted = (accepted: ReadonlyArray<IngestRecord>) => {
+      const events = accepted.map((r) => r.event)
+      const counts = new Map<string, { organizationId: string; periodStart: number; events: number }>()
+      for (const record of accepted) {
+        const key = `${record.event.organizationId}\u0000${record.periodStart}`
+        const entry = counts.get(key)
+        if (entry === undefined) {
+          counts.set(key, { organizationId: record.event.organizationId, periodStart: record.periodStart, events: 1 })
+        } else entry.events++
+      }
+      // Sorted, so that concurrent batches lock counter rows in the same order.
+      const sorted = Array.from(counts.values()).sort((a, b) =>
+        a.organizationId < b.organizationId
+          ? -1
+          : a.organizationId > b.organizationId
+          ? 1
+          : a.periodStart - b.periodStart
+      )
+      return Effect.flatMap(Random.nextIntBetween(0, USAGE_SHARDS - 1), (shard) =>
+        sql`
+          WITH inserted AS (
+            INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
+                                attempt_count, next_attempt_at, created_at, updated_at)
+            SELECT * FROM unnest(
+              ${events.map((e) => e.id)}::text[], ${events.map((e) => e.organizationId)}::text[],
+              ${events.map((e) => e.endpointId)}::text[], ${nullable(events.map((e) => e.eventType))}::text[],
+              ${events.map((e) => e.body)}::bytea[], ${nullable(events.map((e) => payloadText(e.body)))}::jsonb[],
+              ${events.map((e) => e.status)}::text[], ${events.map((e) => e.cycle)}::int[],
+              ${events.map((e) => e.attemptCount)}::int[],
+              ${nullable(events.map((e) => date(e.nextAttemptAt)))}::timestamptz[],
+              ${events.map((e) => new Date(e.createdAt))}::timestamptz[],
+              ${events.map((e) => new Date(e.updatedAt))}::timestamptz[]
+            )
+            RETURNING id, endpoint_id, COALESCE(next_attempt_at, created_at) AS due_at
+          ), scheduled AS (
+            INSERT INTO deliveries (event_id, endpoint_id, available_at)
+            SELECT id, endpoint_id, due_at FROM inserted
+          ), counted AS (
+            INSERT INTO usage_counters (organization_id, period_start, shard, events)
+            SELECT o, p, ${shard}, n FROM unnest(
+              ${sorted.map((c) => c.organizationId)}::text[],
+              ${sorted.map((c) => new Date(c.periodStart))}::timestamptz[],
+              ${sorted.map((c) => c.events)}::bigint[]
+            ) AS v(o, p, n)
+            ON CONFLICT (organization_id, period_start, shard)
+            DO UPDATE SET events = usage_counters.events + excluded.events
+          )
+          ${options.notify ? sql`SELECT pg_notify(${CHANNEL}, ${signal.instance})` : sql`SELECT 1`}`)
+    }
+
+    /** Claims the idempotency keys of a batch one by one (rare), deciding which records go in. */
+    const claimKeys = (records: ReadonlyArray<IngestRecord>) =>
       Effect.gen(function*() {
         const outcomes: Array<IngestOutcome> = []
         const accepted: Array<IngestRecord> = []
@@ -301,65 +361,19 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
             )
           }
         }
-        if (accepted.length > 0) {
-          const events = accepted.map((r) => r.event)
-          yield* sql`
-            INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
-                                attempt_count, next_attempt_at, created_at, updated_at)
-            SELECT * FROM unnest(
-              ${events.map((e) => e.id)}::text[], ${events.map((e) => e.organizationId)}::text[],
-              ${events.map((e) => e.endpointId)}::text[], ${nullable(events.map((e) => e.eventType))}::text[],
-              ${events.map((e) => e.body)}::bytea[], ${nullable(events.map((e) => payloadText(e.body)))}::jsonb[],
-              ${events.map((e) => e.status)}::text[], ${events.map((e) => e.cycle)}::int[],
-              ${events.map((e) => e.attemptCount)}::int[], ${
-            nullable(events.map((e) => date(e.nextAttemptAt)))
-          }::timestamptz[],
-              ${events.map((e) => new Date(e.createdAt))}::timestamptz[], ${
-            events.map((e) => new Date(e.updatedAt))
-          }::timestamptz[]
-            )`
-          yield* sql`
-            INSERT INTO deliveries (event_id, endpoint_id, available_at)
-            SELECT * FROM unnest(
-              ${events.map((e) => e.id)}::text[], ${events.map((e) => e.endpointId)}::text[],
-              ${events.map((e) => new Date(e.nextAttemptAt ?? e.createdAt))}::timestamptz[]
-            )`
-          const counts = new Map<string, { organizationId: string; periodStart: number; events: number }>()
-          for (const record of accepted) {
-            const key = `${record.event.organizationId}\u0000${record.periodStart}`
-            const entry = counts.get(key)
-            if (entry === undefined) {
-              counts.set(key, {
-                organizationId: record.event.organizationId,
-                periodStart: record.periodStart,
-                events: 1
-              })
-            } else entry.events++
-          }
-          const shard = yield* Random.nextIntBetween(0, USAGE_SHARDS - 1)
-          // Sorted, so that concurrent batches lock counter rows in the same order.
-          const sorted = Array.from(counts.values()).sort((a, b) =>
-            a.organizationId < b.organizationId
-              ? -1
-              : a.organizationId > b.organizationId
-              ? 1
-              : a.periodStart - b.periodStart
-          )
-          yield* sql`
-            INSERT INTO usage_counters (organization_id, period_start, shard, events)
-            SELECT o, p, ${shard}, n FROM unnest(
-              ${sorted.map((c) => c.organizationId)}::text[], ${
-            sorted.map((c) => new Date(c.periodStart))
-          }::timestamptz[],
-              ${sorted.map((c) => c.events)}::bigint[]
-            ) AS v(o, p, n)
-            ON CONFLICT (organization_id, period_start, shard)
-            DO UPDATE SET events = usage_counters.events + excluded.events`
-          yield* notify
-        }
-        return outcomes
-      }).pipe(
-        sql.withTransaction,
+        return { outcomes, accepted }
+      })
+
+    const writeIngestBatch = (records: ReadonlyArray<IngestRecord>) => {
+      const write = records.every((r) => r.idempotency === null)
+        // The common case: one statement, its own transaction.
+        ? Effect.as(insertAccepted(records), records.map((): IngestOutcome => ({ _tag: "Inserted" })))
+        : Effect.gen(function*() {
+          const { accepted, outcomes } = yield* claimKeys(records)
+          if (accepted.length > 0) yield* insertAccepted(accepted)
+          return outcomes
+        }).pipe(sql.withTransaction)
+      return write.pipe(
         orFail,
         Effect.tap((outcomes) =>
           Effect.sync(() => {
@@ -367,6 +381,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
           })
         )
       )
+    }
 
     const ingest = yield* GroupCommit.make({
       write: writeIngestBatch,
@@ -457,7 +472,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
             yield* sql`
               UPDATE deliveries d SET available_at = LEAST(d.available_at, ${new Date(patch.updatedAt)})
               FROM events e
-              WHERE d.endpoint_id = ${id} AND d.lease IS NULL AND e.id = d.event_id AND e.status = 'QUEUED'`
+              WHERE e.endpoint_id = ${id} AND e.status = 'QUEUED' AND d.event_id = e.id AND d.lease IS NULL`
             yield* notify
           }
           return Option.some(next)
@@ -479,7 +494,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
             UPDATE events e SET status = 'FAILED', next_attempt_at = NULL, updated_at = ${new Date(at)}
             WHERE e.endpoint_id = ${id} AND e.status IN ('QUEUED', 'RETRYING')
             RETURNING ${sql.unsafe(EVENT_COLUMNS)}`
-          yield* sql`DELETE FROM deliveries WHERE endpoint_id = ${id}`
+          yield* sql`DELETE FROM deliveries WHERE event_id = ANY(${failed.map((e) => e.id)}::text[])`
           return Option.some(failed.map(toEvent))
         }).pipe(sql.withTransaction, orFail),
 
@@ -514,8 +529,11 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
         Effect.gen(function*() {
           const doomed = yield* sql<{ id: string }>`
             DELETE FROM events WHERE id IN (
-              SELECT id FROM events WHERE organization_id = ${organizationId} AND created_at < ${new Date(before)}
-              ORDER BY created_at LIMIT ${limit}
+              SELECT id FROM events WHERE organization_id = ${organizationId} AND id < ${
+            Ids.format("evt_", before, ZERO_BYTES)
+          }
+                AND created_at < ${new Date(before)}
+              ORDER BY id LIMIT ${limit}
             ) RETURNING id`
           if (doomed.length > 0) {
             const ids = doomed.map((row) => row.id)
@@ -534,65 +552,61 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
     }
 
     // -- completions: one transaction per batch -------------------------------------------------------------
-    const writeCompletions = (items: ReadonlyArray<{ readonly claim: Claim; readonly completion: Completion }>) =>
-      Effect.gen(function*() {
-        const finals = items.filter((i) => Domain.isFinal(i.completion.state.status))
-        const retries = items.filter((i) => !Domain.isFinal(i.completion.state.status))
-        const held = new Set<string>()
-        if (finals.length > 0) {
-          const rows = yield* sql<{ event_id: string }>`
-            DELETE FROM deliveries d
-            USING unnest(${finals.map((i) => i.claim.event.id)}::text[], ${finals.map((i) => i.claim.lease)}::text[])
-              AS v(event_id, lease)
-            WHERE d.event_id = v.event_id AND d.lease = v.lease
-            RETURNING d.event_id`
-          for (const row of rows) held.add(row.event_id)
-        }
-        if (retries.length > 0) {
-          const rows = yield* sql<{ event_id: string }>`
-            UPDATE deliveries d SET lease = NULL, available_at = v.at
-            FROM unnest(
-              ${retries.map((i) => i.claim.event.id)}::text[], ${retries.map((i) => i.claim.lease)}::text[],
-              ${
-            retries.map((i) => new Date(i.completion.state.nextAttemptAt ?? i.completion.state.updatedAt))
-          }::timestamptz[]
-            ) AS v(event_id, lease, at)
-            WHERE d.event_id = v.event_id AND d.lease = v.lease
-            RETURNING d.event_id`
-          for (const row of rows) held.add(row.event_id)
-        }
-        const applied = items.filter((i) => held.has(i.claim.event.id))
-        const attempts = applied.flatMap((i) => (i.completion.attempt === null ? [] : [i.completion.attempt]))
-        if (attempts.length > 0) {
-          yield* sql`
-            INSERT INTO attempts (id, event_id, organization_id, endpoint_id, cycle, number, status_code,
-                                  response_body, duration_ms, error, succeeded, created_at)
-            SELECT * FROM unnest(
-              ${attempts.map((a) => a.id)}::text[], ${attempts.map((a) => a.eventId)}::text[],
-              ${attempts.map((a) => a.organizationId)}::text[], ${attempts.map((a) => a.endpointId)}::text[],
-              ${attempts.map((a) => a.cycle)}::int[], ${attempts.map((a) => a.number)}::int[],
-              ${nullable(attempts.map((a) => a.statusCode))}::int[], ${
-            nullable(attempts.map((a) => a.responseBody))
-          }::text[],
-              ${attempts.map((a) => a.durationMs)}::int[], ${nullable(attempts.map((a) => a.error))}::text[],
-              ${attempts.map((a) => a.succeeded)}::bool[], ${attempts.map((a) => new Date(a.createdAt))}::timestamptz[]
-            )`
-        }
-        if (applied.length > 0) {
-          const states = applied.map((i) => ({ id: i.claim.event.id, ...i.completion.state }))
-          yield* sql`
-            UPDATE events e SET status = v.status, cycle = v.cycle, attempt_count = v.attempt_count,
-              next_attempt_at = v.next_attempt_at, updated_at = v.updated_at
-            FROM unnest(
-              ${states.map((s) => s.id)}::text[], ${states.map((s) => s.status)}::text[],
-              ${states.map((s) => s.cycle)}::int[], ${states.map((s) => s.attemptCount)}::int[],
-              ${nullable(states.map((s) => date(s.nextAttemptAt)))}::timestamptz[],
-              ${states.map((s) => new Date(s.updatedAt))}::timestamptz[]
-            ) AS v(id, status, cycle, attempt_count, next_attempt_at, updated_at)
-            WHERE e.id = v.id`
-        }
-        return items.map((i) => held.has(i.claim.event.id))
-      }).pipe(sql.withTransaction, orFail)
+    /**
+     * Applies a batch of completions in ONE statement: the lease check (delete or reschedule the delivery
+     * rows still held with the given lease), then the attempts and event states of exactly those.
+     */
+    const writeCompletions = (items: ReadonlyArray<{ readonly claim: Claim; readonly completion: Completion }>) => {
+      const states = items.map((i) => i.completion.state)
+      const attempts = items.flatMap((i) => (i.completion.attempt === null ? [] : [i.completion.attempt]))
+      return sql<{ event_id: string }>`
+        WITH v AS (
+          SELECT * FROM unnest(
+            ${items.map((i) => i.claim.event.id)}::text[], ${items.map((i) => i.claim.lease)}::text[],
+            ${states.map((st) => Domain.isFinal(st.status))}::bool[],
+            ${states.map((st) => new Date(st.nextAttemptAt ?? st.updatedAt))}::timestamptz[],
+            ${states.map((st) => st.status)}::text[], ${states.map((st) => st.cycle)}::int[],
+            ${states.map((st) => st.attemptCount)}::int[],
+            ${nullable(states.map((st) => date(st.nextAttemptAt)))}::timestamptz[],
+            ${states.map((st) => new Date(st.updatedAt))}::timestamptz[]
+          ) AS v(event_id, lease, final, due_at, status, cycle, attempt_count, next_attempt_at, updated_at)
+        ), finished AS (
+          DELETE FROM deliveries d USING v
+          WHERE v.final AND d.event_id = v.event_id AND d.lease = v.lease
+          RETURNING d.event_id
+        ), retried AS (
+          UPDATE deliveries d SET lease = NULL, available_at = v.due_at FROM v
+          WHERE NOT v.final AND d.event_id = v.event_id AND d.lease = v.lease
+          RETURNING d.event_id
+        ), held AS (
+          SELECT event_id FROM finished UNION ALL SELECT event_id FROM retried
+        ), recorded AS (
+          INSERT INTO attempts (id, event_id, organization_id, endpoint_id, cycle, number, status_code,
+                                response_body, duration_ms, error, succeeded, created_at)
+          SELECT a.* FROM unnest(
+            ${attempts.map((a) => a.id)}::text[], ${attempts.map((a) => a.eventId)}::text[],
+            ${attempts.map((a) => a.organizationId)}::text[], ${attempts.map((a) => a.endpointId)}::text[],
+            ${attempts.map((a) => a.cycle)}::int[], ${attempts.map((a) => a.number)}::int[],
+            ${nullable(attempts.map((a) => a.statusCode))}::int[],
+            ${nullable(attempts.map((a) => a.responseBody))}::text[],
+            ${attempts.map((a) => a.durationMs)}::int[], ${nullable(attempts.map((a) => a.error))}::text[],
+            ${attempts.map((a) => a.succeeded)}::bool[], ${attempts.map((a) => new Date(a.createdAt))}::timestamptz[]
+          ) AS a(id, event_id, organization_id, endpoint_id, cycle, number, status_code, response_body,
+                 duration_ms, error, succeeded, created_at)
+          WHERE a.event_id IN (SELECT event_id FROM held)
+        ), updated AS (
+          UPDATE events e SET status = v.status, cycle = v.cycle, attempt_count = v.attempt_count,
+            next_attempt_at = v.next_attempt_at, updated_at = v.updated_at
+          FROM v WHERE e.id = v.event_id AND v.event_id IN (SELECT event_id FROM held)
+        )
+        SELECT event_id FROM held`.pipe(
+        orFail,
+        Effect.map((rows) => {
+          const held = new Set(rows.map((row) => row.event_id))
+          return items.map((i) => held.has(i.claim.event.id))
+        })
+      )
+    }
 
     const complete = yield* GroupCommit.make({
       write: writeCompletions,
