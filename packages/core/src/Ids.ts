@@ -88,6 +88,10 @@ const make = <A extends string>(prefix: string) =>
     return format(prefix, now, random) as A
   })
 
+/** A new event id made at `millis` (the event's creation time, read once by the caller). */
+export const makeEventIdAt = (millis: number): Effect.Effect<EventId> =>
+  Effect.map(Entropy.bytes(13), (random) => format("evt_", millis, random) as EventId)
+
 /** A new organization id. */
 export const makeOrganizationId: Effect.Effect<OrganizationId> = make<OrganizationId>("org_")
 /** A new API key record id. */

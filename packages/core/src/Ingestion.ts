@@ -178,7 +178,8 @@ export const make = Effect.gen(function*() {
     const bodyHash = request.idempotencyKey === undefined ? "" : Signing.hashBody(request.body)
     const accepted = EventStateMachine.project(undefined, { _tag: "Accepted", at: now })
     const event: Event = {
-      id: yield* Ids.makeEventId,
+      // The id carries the same time as createdAt, so ids order events exactly by creation time.
+      id: yield* Ids.makeEventIdAt(now),
       organizationId,
       endpointId: endpoint.value.id,
       eventType,

@@ -46,29 +46,41 @@ const ports = (
       Context.make(Storage.Storage, storage).pipe(Context.add(Queue.Queue, queue)))
   )
 
-/** Wakes this process's workers on every NOTIFY of new work from any process; reconnects after a failure. */
-const listen = (signal: PgBackend.Signal): Layer.Layer<never, never, PgClient.PgClient> =>
+/**
+ * Wakes this process's workers on every NOTIFY of new work from other processes. The first LISTEN is
+ * confirmed while the layer is built, so no notification after start-up is missed; after a lost connection
+ * it listens again (with backoff) and looks for work committed meanwhile.
+ */
+const listen = (signal: PgBackend.Signal): Layer.Layer<never, SqlError.SqlError, PgClient.PgClient> =>
   Layer.effectDiscard(
     Effect.gen(function*() {
       const pg = yield* PgClient.PgClient
-      let connections = 0
-      const loop = Effect.scoped(
+      const relay = (notifications: EffectQueue.Dequeue<{ readonly payload: string }, SqlError.SqlError>) =>
+        Effect.forever(
+          Effect.tap(EffectQueue.take(notifications), (notification) =>
+            Effect.sync(() => {
+              // This process's own commits already woke its workers.
+              if (notification.payload !== signal.instance) signal.bump()
+            }))
+        )
+      const relistening = Effect.scoped(
         Effect.gen(function*() {
           const notifications = yield* pg.listen(PgBackend.CHANNEL)
-          // After a reconnection, look again for work committed while nobody listened.
-          if (connections++ > 0) signal.bump()
-          while (true) {
-            const notification = yield* EffectQueue.take(notifications)
-            // This process's own commits already woke its workers.
-            if (notification.payload !== signal.instance) signal.bump()
-          }
+          signal.bump()
+          return yield* relay(notifications)
         })
-      )
-      yield* loop.pipe(
+      ).pipe(
         Effect.tapCause((cause) =>
           Effect.logWarning("LISTEN connection lost; reconnecting").pipe(Effect.annotateLogs({ cause }))
         ),
-        Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("10 seconds")])),
+        Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("10 seconds")]))
+      )
+      const first = yield* pg.listen(PgBackend.CHANNEL)
+      yield* relay(first).pipe(
+        Effect.tapCause((cause) =>
+          Effect.logWarning("LISTEN connection lost; reconnecting").pipe(Effect.annotateLogs({ cause }))
+        ),
+        Effect.catchCause(() => relistening),
         Effect.forkScoped
       )
     })
@@ -87,7 +99,7 @@ export const layer = (
 /** Storage and Queue over the `PgClient` in context (migrated), woken across processes by LISTEN/NOTIFY. */
 export const layerListening = (
   options: PgBackend.PgBackendOptions
-): Layer.Layer<Storage.Storage | Queue.Queue, never, PgClient.PgClient | SqlClient.SqlClient> => {
+): Layer.Layer<Storage.Storage | Queue.Queue, SqlError.SqlError, PgClient.PgClient | SqlClient.SqlClient> => {
   const signal = PgBackend.makeSignal()
   return Layer.merge(ports(options, signal), listen(signal))
 }
