@@ -79,7 +79,6 @@ CREATE TABLE events (
 );
 CREATE INDEX events_endpoint ON public.events USING btree (endpoint_id, id);
 CREATE INDEX events_organization ON public.events USING btree (organization_id, id);
-CREATE INDEX events_organization_status ON public.events USING btree (organization_id, status, id);
 
 CREATE TABLE idempotency_keys (
   organization_id text NOT NULL,

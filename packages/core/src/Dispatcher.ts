@@ -12,7 +12,8 @@
  * @since 0.1.0
  */
 import { Cause, Clock, Context, Duration, Effect, FiberSet, Layer, Option, Result, Stream } from "effect"
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
+import { constTrue } from "effect/Function"
+import { FetchHttpClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
 import * as Backoff from "./Backoff.ts"
 import type { Attempt, AttemptError, Endpoint, Event } from "./Domain.ts"
 import * as Endpoints from "./Endpoints.ts"
@@ -226,6 +227,15 @@ export const make = Effect.gen(function*() {
       return textDecoder.decode(all)
     })
 
+  // Most receivers answer a few bytes with a Content-Length: read those whole, and stream only bodies
+  // that are large or of unknown length, stopping at the limit.
+  const readBodyOf = (response: HttpClientResponse.HttpClientResponse) => {
+    const length = Number(response.headers["content-length"] ?? Number.NaN)
+    return Number.isFinite(length) && length <= options.maxResponseBytes
+      ? response.text
+      : readBody(response.stream)
+  }
+
   const send = (endpoint: Endpoint, event: Event, attempt: number, now: number): Effect.Effect<Response> =>
     client.execute(
       HttpClientRequest.post(endpoint.url).pipe(
@@ -234,7 +244,7 @@ export const make = Effect.gen(function*() {
       )
     ).pipe(
       Effect.flatMap((response) =>
-        readBody(response.stream).pipe(
+        readBodyOf(response).pipe(
           Effect.map((body): Response => ({ statusCode: response.status, responseBody: body, error: null })),
           // A body cut off by a broken connection still leaves the status code.
           Effect.catch(() => Effect.succeed<Response>({ statusCode: response.status, responseBody: null, error: null }))
@@ -242,6 +252,8 @@ export const make = Effect.gen(function*() {
       ),
       // Redirects are failures (SPEC §4): fetch follows them unless told not to; other clients ignore this.
       Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
+      // No client span per delivery, and no trace headers sent to customers' endpoints.
+      Effect.provideService(HttpClient.TracerDisabledWhen, constTrue),
       Effect.timeoutOrElse({
         duration: Duration.millis(options.timeoutMs),
         orElse: () => Effect.succeed<Response>({ statusCode: null, responseBody: null, error: "timeout" })
