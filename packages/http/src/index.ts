@@ -1,0 +1,10 @@
+/**
+ * `@promptjang/http`: the PromptJang HTTP API (SPEC §2) as router layers and a
+ * web-standard handler.
+ *
+ * @since 0.1.0
+ */
+export * as ApiError from "./ApiError.ts"
+export * as Json from "./Json.ts"
+export * as Routes from "./Routes.ts"
+export * as WebHandler from "./WebHandler.ts"
