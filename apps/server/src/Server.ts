@@ -1,0 +1,92 @@
+/**
+ * The Node host: composes the engine, its storage (PostgreSQL or embedded
+ * PGlite), the delivery HTTP client, the HTTP API and the first-start
+ * bootstrap from a `ServerConfig`. A host composes layers and holds no
+ * business logic.
+ *
+ * @since 0.1.0
+ */
+import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
+import { Accounts, Backoff, Dispatcher, Engine, Storage, Targets } from "@promptjang/core"
+import { Routes } from "@promptjang/http"
+import { PgStorage } from "@promptjang/storage-pg"
+import { Effect, Layer, Logger, Redacted, References } from "effect"
+import { HttpRouter } from "effect/http"
+import { createServer } from "node:http"
+import type { ServerConfig } from "./Config.ts"
+
+/** Where the data lives, in words (never the password). */
+export const describeDatabase = (config: ServerConfig): string => {
+  if (config.databaseUrl === undefined) return `embedded PGlite in ${config.dataDir}`
+  const url = new URL(config.databaseUrl)
+  return `PostgreSQL at ${url.hostname}:${url.port || "5432"}${url.pathname}`
+}
+
+/** Storage and Queue for the configuration, migrated on start. */
+export const storageLayer = (config: ServerConfig) =>
+  config.databaseUrl === undefined
+    ? PgStorage.layerPglite(config.dataDir)
+    : PgStorage.layerPostgres(Redacted.make(config.databaseUrl))
+
+/** The engine's settings from the configuration. */
+export const settingsLayer = (config: ServerConfig) =>
+  Layer.mergeAll(
+    Layer.succeed(Backoff.CurrentSchedule, config.retrySchedule),
+    Layer.succeed(Dispatcher.Options, {
+      ...Dispatcher.defaultOptions,
+      timeoutMs: config.deliveryTimeoutMs,
+      concurrency: config.workerConcurrency
+    }),
+    Layer.succeed(Targets.TargetPolicy, { allowPrivateTargets: config.allowPrivateTargets })
+  )
+
+/** The logger of LOG_FORMAT and LOG_LEVEL. */
+export const loggerLayer = (config: ServerConfig) =>
+  Layer.mergeAll(
+    Logger.layer([config.logFormat === "json" ? Logger.consoleJson : Logger.consolePretty()]),
+    Layer.succeed(References.MinimumLogLevel, config.logLevel)
+  )
+
+/** On an empty database: creates an organization and prints its id and API key, once. */
+export const bootstrap = (print: (line: string) => void) =>
+  Layer.effectDiscard(
+    Effect.gen(function*() {
+      const storage = yield* Storage.Storage
+      const accounts = yield* Accounts.Accounts
+      if ((yield* storage.listOrganizations).length > 0) return
+      const { apiKey, organization } = yield* accounts.createOrganization({ name: "Default organization" })
+      print("")
+      print("  PromptJang created your organization. The API key is shown this once: keep it now.")
+      print(`  organization id: ${organization.id}`)
+      print(`  API key:         ${apiKey.key}`)
+      print("")
+    })
+  )
+
+/** The whole server of the configuration; `print` shows the first-start credentials. */
+export const layer = (config: ServerConfig, print: (line: string) => void) => {
+  const storage = storageLayer(config)
+  const engine = (config.role === "api" ? Engine.layer : Engine.layerRunning).pipe(
+    Layer.provideMerge(storage),
+    Layer.provide(NodeHttpClient.layerUndici),
+    Layer.provide(settingsLayer(config))
+  )
+  const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provide(Layer.succeed(Routes.Options, {
+      adminToken: config.adminToken === undefined ? undefined : Redacted.make(config.adminToken)
+    })),
+    Layer.provide(
+      NodeHttpServer.layer(createServer, {
+        port: config.port,
+        host: config.host,
+        gracefulShutdownTimeout: "10 seconds"
+      })
+    )
+  )
+  const parts = config.bootstrap
+    ? Layer.merge(bootstrap(print), config.role === "worker" ? Layer.empty : http)
+    : config.role === "worker"
+    ? Layer.empty
+    : http
+  return parts.pipe(Layer.provide(engine), Layer.provide(loggerLayer(config)))
+}
