@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
+import { NodeHttpServer } from "@effect/platform-node"
 import { Accounts, Backoff, Dispatcher, Engine, Storage, Targets } from "@promptjang/core"
 import { Routes } from "@promptjang/http"
 import { PgStorage } from "@promptjang/storage-pg"
@@ -14,6 +14,7 @@ import { Effect, Layer, Logger, Redacted, References } from "effect"
 import { HttpRouter } from "effect/http"
 import { createServer } from "node:http"
 import type { ServerConfig } from "./Config.ts"
+import * as DeliveryClient from "./DeliveryClient.ts"
 
 /** Where the data lives, in words (never the password). */
 export const describeDatabase = (config: ServerConfig): string => {
@@ -68,7 +69,7 @@ export const layer = (config: ServerConfig, print: (line: string) => void) => {
   const storage = storageLayer(config)
   const engine = (config.role === "api" ? Engine.layer : Engine.layerRunning).pipe(
     Layer.provideMerge(storage),
-    Layer.provide(NodeHttpClient.layerUndici),
+    Layer.provide(DeliveryClient.layer({ allowPrivateTargets: config.allowPrivateTargets })),
     Layer.provide(settingsLayer(config))
   )
   const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(

@@ -1,0 +1,81 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Result } from "effect"
+import * as Config from "../src/Config.ts"
+
+const problemsOf = (env: Record<string, string>) => {
+  const parsed = Config.parse(env)
+  return Result.isFailure(parsed) ? parsed.failure : []
+}
+
+describe("Config", () => {
+  it("defaults to port 8080, the embedded database in ./.promptjang and the FAQ's retry schedule", () => {
+    const parsed = Config.parse({})
+    assert.isTrue(Result.isSuccess(parsed))
+    if (Result.isFailure(parsed)) return
+    assert.strictEqual(parsed.success.port, 8080)
+    assert.strictEqual(parsed.success.host, "0.0.0.0")
+    assert.strictEqual(parsed.success.databaseUrl, undefined)
+    assert.strictEqual(parsed.success.dataDir, "./.promptjang")
+    assert.deepStrictEqual(parsed.success.retrySchedule.delays, [60_000, 120_000, 240_000, 480_000, 960_000])
+    assert.strictEqual(parsed.success.deliveryTimeoutMs, 15_000)
+    assert.strictEqual(parsed.success.allowPrivateTargets, false)
+    assert.strictEqual(parsed.success.bootstrap, true)
+    assert.strictEqual(parsed.success.role, "all")
+  })
+
+  it("reads every setting of SPEC §8", () => {
+    const parsed = Config.parse({
+      PORT: "9000",
+      HOST: "127.0.0.1",
+      PROMPTJANG_DATABASE_URL: "postgres://u@db:5432/pj",
+      PROMPTJANG_RETRY_SCHEDULE: "10s,1m",
+      PROMPTJANG_DELIVERY_TIMEOUT: "5s",
+      PROMPTJANG_ALLOW_PRIVATE_TARGETS: "true",
+      PROMPTJANG_BOOTSTRAP: "false",
+      PROMPTJANG_ROLE: "worker",
+      PROMPTJANG_WORKER_CONCURRENCY: "8",
+      LOG_LEVEL: "debug",
+      LOG_FORMAT: "json"
+    })
+    if (Result.isFailure(parsed)) return assert.fail(parsed.failure.map((p) => p.message).join("; "))
+    assert.deepStrictEqual(
+      [parsed.success.port, parsed.success.host, parsed.success.databaseUrl, parsed.success.retrySchedule.delays],
+      [9000, "127.0.0.1", "postgres://u@db:5432/pj", [10_000, 60_000]]
+    )
+    assert.deepStrictEqual(
+      [
+        parsed.success.deliveryTimeoutMs,
+        parsed.success.allowPrivateTargets,
+        parsed.success.bootstrap,
+        parsed.success.role
+      ],
+      [5_000, true, false, "worker"]
+    )
+    assert.deepStrictEqual(
+      [parsed.success.workerConcurrency, parsed.success.logLevel, parsed.success.logFormat],
+      [8, "Debug", "json"]
+    )
+  })
+
+  it.each([
+    ["PORT", "eighty"],
+    ["PORT", "70000"],
+    ["PROMPTJANG_DATABASE_URL", "mysql://db/x"],
+    ["PROMPTJANG_RETRY_SCHEDULE", "60,2m"],
+    ["PROMPTJANG_DELIVERY_TIMEOUT", "forever"],
+    ["PROMPTJANG_ALLOW_PRIVATE_TARGETS", "maybe"],
+    ["PROMPTJANG_BOOTSTRAP", "2"],
+    ["PROMPTJANG_ROLE", "scheduler"],
+    ["PROMPTJANG_WORKER_CONCURRENCY", "0"],
+    ["LOG_LEVEL", "loud"],
+    ["LOG_FORMAT", "xml"]
+  ])("refuses %s=%s with a message naming the variable", (variable, value) => {
+    const problems = problemsOf({ [variable]: value })
+    assert.deepStrictEqual(problems.map((p) => p.variable), [variable])
+    assert.include(problems[0]?.message ?? "", variable)
+  })
+
+  it("reports every bad variable at once", () => {
+    assert.deepStrictEqual(problemsOf({ PORT: "x", LOG_FORMAT: "xml" }).map((p) => p.variable), ["PORT", "LOG_FORMAT"])
+  })
+})
