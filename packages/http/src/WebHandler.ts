@@ -25,15 +25,26 @@ export interface WebHandler {
 /** Serves the API over the given engine layer (`Engine.layer` or `Engine.layerRunning` with its backends). */
 export const make = <E>(
   engine: Layer.Layer<Engine.Services, E>,
-  options: Partial<Routes.ApiOptions> = {}
+  options: Partial<Routes.ApiOptions> & {
+    /** The path the API is mounted under (e.g. `/webhooks`); it is removed before routing. */
+    readonly basePath?: string | undefined
+  } = {}
 ): WebHandler => {
+  const base = (options.basePath ?? "").replace(/\/+$/, "")
   const { dispose, handler } = HttpRouter.toWebHandler(
     Routes.layer.pipe(
       Layer.provide(engine),
-      Layer.provide(Layer.succeed(Routes.Options, { adminToken: undefined, ...options })),
+      Layer.provide(Layer.succeed(Routes.Options, { adminToken: options.adminToken })),
       Layer.provide(HttpServer.layerServices)
     ),
     { disableLogger: true }
   )
-  return { handler: (request) => handler(request, undefined), dispose }
+  const strip = (request: Request): Request => {
+    if (base === "") return request
+    const url = new URL(request.url)
+    if (!url.pathname.startsWith(base)) return request
+    url.pathname = url.pathname.slice(base.length) || "/"
+    return new Request(url, request)
+  }
+  return { handler: (request) => handler(strip(request), undefined), dispose }
 }

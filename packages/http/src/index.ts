@@ -6,5 +6,7 @@
  */
 export * as ApiError from "./ApiError.ts"
 export * as Json from "./Json.ts"
+export * as Relay from "./Relay.ts"
+export { createRelay } from "./Relay.ts"
 export * as Routes from "./Routes.ts"
 export * as WebHandler from "./WebHandler.ts"
