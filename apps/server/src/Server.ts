@@ -7,11 +7,12 @@
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Accounts, Backoff, Dispatcher, Engine, Storage, Targets } from "@promptjang/core"
+import { Accounts, Backoff, Dispatcher, Engine, Metrics, Queue, Storage, Targets } from "@promptjang/core"
 import { Routes } from "@promptjang/http"
 import { PgStorage } from "@promptjang/storage-pg"
-import { Effect, Layer, Logger, Redacted, References } from "effect"
-import { HttpRouter } from "effect/http"
+import { Clock, Effect, Layer, Logger, Redacted, References } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
 import type { ServerConfig } from "./Config.ts"
 import * as DeliveryClient from "./DeliveryClient.ts"
@@ -64,6 +65,22 @@ export const bootstrap = (print: (line: string) => void) =>
     })
   )
 
+/** `GET /metrics`: the engine's metrics in Prometheus text, with the queue gauges read at scrape time. */
+export const metricsRoute = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  const queue = yield* Queue.Queue
+  yield* router.add(
+    "GET",
+    "/metrics",
+    Effect.gen(function*() {
+      const stats = yield* queue.stats.pipe(Effect.option)
+      if (stats._tag === "Some") yield* Metrics.recordQueue(stats.value, yield* Clock.currentTimeMillis)
+      return HttpServerResponse.text(yield* PrometheusMetrics.format(), {
+        contentType: "text/plain; version=0.0.4; charset=utf-8"
+      })
+    })
+  )
+}))
+
 /** The whole server of the configuration; `print` shows the first-start credentials. */
 export const layer = (config: ServerConfig, print: (line: string) => void) => {
   const storage = storageLayer(config)
@@ -72,7 +89,10 @@ export const layer = (config: ServerConfig, print: (line: string) => void) => {
     Layer.provide(DeliveryClient.layer({ allowPrivateTargets: config.allowPrivateTargets })),
     Layer.provide(settingsLayer(config))
   )
-  const http = HttpRouter.serve(Routes.layer, { disableLogger: true, disableListenLog: true }).pipe(
+  const http = HttpRouter.serve(Layer.merge(Routes.layer, metricsRoute), {
+    disableLogger: true,
+    disableListenLog: true
+  }).pipe(
     Layer.provide(Layer.succeed(Routes.Options, {
       adminToken: config.adminToken === undefined ? undefined : Redacted.make(config.adminToken)
     })),

@@ -23,6 +23,7 @@ import * as EventStateMachine from "./EventStateMachine.ts"
 import * as Ids from "./Ids.ts"
 import type { EndpointId } from "./Ids.ts"
 import { Lifecycle } from "./Lifecycle.ts"
+import * as Metrics from "./Metrics.ts"
 import { type Claim, Queue } from "./Queue.ts"
 import * as Signing from "./Signing.ts"
 import { Storage } from "./Storage.ts"
@@ -329,6 +330,10 @@ export const make = Effect.gen(function*() {
       succeeded,
       createdAt: start
     }
+    yield* Metrics.recordAttempt(
+      succeeded ? "success" : response.error === "blocked_address" ? "blocked" : "failure",
+      attempt.durationMs
+    )
     const schedule = endpoint.retryDelays === null ? engineSchedule : Backoff.make(endpoint.retryDelays)
     yield* finish(claim, {
       _tag: "RecordAttempt",

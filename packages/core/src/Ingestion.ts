@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Effect, Layer, Option, Result, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Metric, Option, Result, Schema } from "effect"
 import { Accounts, type Principal } from "./Accounts.ts"
 import type { Endpoint, Event } from "./Domain.ts"
 import * as Endpoints from "./Endpoints.ts"
@@ -27,6 +27,7 @@ import * as EventStateMachine from "./EventStateMachine.ts"
 import * as Ids from "./Ids.ts"
 import type { EndpointId, EventId, OrganizationId } from "./Ids.ts"
 import { Lifecycle } from "./Lifecycle.ts"
+import * as Metrics from "./Metrics.ts"
 import * as Quota from "./Quota.ts"
 import * as Signing from "./Signing.ts"
 import { Storage } from "./Storage.ts"
@@ -204,6 +205,7 @@ export const make = Effect.gen(function*() {
       }
       return { id: outcome.eventId, status: "QUEUED", duplicate: true } as const
     }
+    yield* Metric.update(Metrics.eventsAccepted, 1)
     yield* lifecycle.emit({ _tag: "Accepted", event })
     return { id: event.id, status: "QUEUED", duplicate: false } as const
   }, withEntropy)
