@@ -1,0 +1,179 @@
+/**
+ * Ingest over HTTP (issue: server). Prints, measured in one run with autocannon (64 connections, signed
+ * 1 KiB JSON events, 10 s each):
+ *
+ * - a bare `node:http` server answering 202 (the ceiling of Node's HTTP stack on this machine);
+ * - a hand-rolled fastify server doing one INSERT per request with `pg` (what a team writes by hand);
+ * - the PromptJang server (`promptjang serve`, API role) on PostgreSQL, durable 202s.
+ *
+ * Run: `npm run bench:http` (needs PostgreSQL: PROMPTJANG_BENCH_DATABASE_URL, default
+ * postgres://postgres@127.0.0.1:5432/postgres). Creates and drops its own databases; stops by itself.
+ */
+import autocannon from "autocannon"
+import Fastify from "fastify"
+import { type ChildProcess, spawn } from "node:child_process"
+import { createHmac } from "node:crypto"
+import { once } from "node:events"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
+import { join } from "node:path"
+import { createInterface } from "node:readline"
+import pg from "pg"
+
+const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
+const DURATION = Number(process.env["BENCH_SECONDS"] ?? 10)
+const CONNECTIONS = 64
+const root = join(import.meta.dirname, "..")
+
+const withDatabase = (url: string, database: string) => {
+  const parsed = new URL(url)
+  parsed.pathname = `/${database}`
+  return parsed.toString()
+}
+const admin = async (statement: string) => {
+  const client = new pg.Client({ connectionString: SERVER })
+  await client.connect()
+  await client.query(statement)
+  await client.end()
+}
+
+const payload = (() => {
+  const base = { event: "order.created", data: { order_id: "ORD-001", note: "" } }
+  base.data.note = "x".repeat(1024 - JSON.stringify(base).length)
+  return JSON.stringify(base)
+})()
+
+interface Result {
+  readonly perSecond: number
+  readonly p99: number
+  readonly errors: number
+  readonly non2xx: number
+}
+
+const load = async (url: string, headers: Record<string, string>): Promise<Result> => {
+  const result = await autocannon({
+    url,
+    method: "POST",
+    connections: CONNECTIONS,
+    duration: DURATION,
+    headers: { "content-type": "application/json", ...headers },
+    body: payload
+  })
+  return {
+    perSecond: result.requests.average,
+    p99: result.latency.p99,
+    errors: result.errors,
+    non2xx: result.non2xx
+  }
+}
+
+const line = (name: string, r: Result, extra = "") =>
+  console.log(
+    `${name.padEnd(52)} ${Math.round(r.perSecond).toLocaleString("en-US").padStart(8)} req/s  p99 ${
+      String(r.p99).padStart(4)
+    } ms${r.errors + r.non2xx > 0 ? `  (${r.errors} errors, ${r.non2xx} non-2xx)` : ""}${extra}`
+  )
+
+const firstLineMatching = (child: ChildProcess, pattern: RegExp) =>
+  new Promise<string>((resolve, reject) => {
+    if (child.stdout === null) return reject(new Error("no stdout"))
+    createInterface({ input: child.stdout }).on("line", (text) => {
+      if (pattern.test(text)) resolve(text)
+    })
+    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)))
+  })
+
+const main = async () => {
+  const suffix = String(process.pid)
+  const fastifyDb = `promptjang_bench_fastify_${suffix}`
+  const serverDb = `promptjang_bench_http_${suffix}`
+  const children: Array<ChildProcess> = []
+  try {
+    console.log(
+      `PromptJang HTTP ingest benchmark, ${
+        new Date().toISOString()
+      }, Node ${process.version}, ${CONNECTIONS} connections, ${DURATION}s each`
+    )
+
+    // 1. Bare node:http answering 202.
+    const bare = createServer((request, response) => {
+      request.resume()
+      request.on(
+        "end",
+        () => response.writeHead(202, { "content-type": "application/json" }).end(`{"status":"QUEUED"}`)
+      )
+    })
+    bare.listen(0, "127.0.0.1")
+    await once(bare, "listening")
+    line("bare node:http answering 202", await load(`http://127.0.0.1:${(bare.address() as AddressInfo).port}/e/x`, {}))
+    bare.close()
+
+    // 2. Hand-rolled fastify + pg, one INSERT per request (autocommit).
+    await admin(`CREATE DATABASE ${fastifyDb}`)
+    const pool = new pg.Pool({ connectionString: withDatabase(SERVER, fastifyDb), max: 16 })
+    await pool.query(
+      "CREATE TABLE events (id bigserial PRIMARY KEY, endpoint_id text NOT NULL, body bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+    )
+    const fastify = Fastify()
+    fastify.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => done(null, body))
+    fastify.post<{ Params: { id: string }; Body: Buffer }>("/e/:id", async (request, reply) => {
+      const result = await pool.query<{ id: string }>(
+        "INSERT INTO events (endpoint_id, body) VALUES ($1, $2) RETURNING id",
+        [
+          request.params.id,
+          request.body
+        ]
+      )
+      return reply.code(202).send({ id: result.rows[0]?.id, status: "QUEUED" })
+    })
+    await fastify.listen({ port: 0, host: "127.0.0.1" })
+    const fastifyPort = (fastify.server.address() as AddressInfo).port
+    const fastifyResult = await load(`http://127.0.0.1:${fastifyPort}/e/ep_1`, {})
+    line("fastify + pg, one INSERT per request", fastifyResult)
+    await fastify.close()
+    await pool.end()
+
+    // 3. The PromptJang server on PostgreSQL (API role: ingest only), signed events.
+    await admin(`CREATE DATABASE ${serverDb}`)
+    const port = 20000 + (process.pid % 10000)
+    const server = spawn(process.execPath, [join(root, "apps/server/src/cli.ts"), "serve"], {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        PROMPTJANG_DATABASE_URL: withDatabase(SERVER, serverDb),
+        PROMPTJANG_ROLE: "api",
+        LOG_LEVEL: "warn"
+      },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    children.push(server)
+    const key = (await firstLineMatching(server, /API key:/)).trim().split(/\s+/).at(-1) ?? ""
+    const created = await fetch(`http://127.0.0.1:${port}/api/v1/endpoints`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ url: "https://example.com/hooks" })
+    })
+    const endpoint = (await created.json()) as { id: string; secret: string }
+    // One signature for the run: it stays valid for 300 s, longer than the run.
+    const timestamp = String(Math.floor(Date.now() / 1000))
+    const signature = createHmac("sha256", endpoint.secret).update(`${timestamp}.${payload}`).digest("hex")
+    const ours = await load(`http://127.0.0.1:${port}/e/${endpoint.id}`, {
+      authorization: `Bearer ${key}`,
+      "x-pj-signature": signature,
+      "x-pj-timestamp": timestamp
+    })
+    line(
+      "PromptJang server on PostgreSQL, signed, durable 202",
+      ours,
+      `  (${(ours.perSecond / fastifyResult.perSecond).toFixed(1)}x fastify; targets >= 12,000 and >= 2x fastify)`
+    )
+  } finally {
+    for (const child of children) child.kill("SIGTERM")
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await admin(`DROP DATABASE IF EXISTS ${fastifyDb} WITH (FORCE)`).catch(() => undefined)
+    await admin(`DROP DATABASE IF EXISTS ${serverDb} WITH (FORCE)`).catch(() => undefined)
+  }
+}
+
+await main()
