@@ -18,7 +18,7 @@ import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
-import pg from "pg"
+import { Client, Pool } from "pg"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const DURATION = Number(process.env["BENCH_SECONDS"] ?? 10)
@@ -31,7 +31,7 @@ const withDatabase = (url: string, database: string) => {
   return parsed.toString()
 }
 const admin = async (statement: string) => {
-  const client = new pg.Client({ connectionString: SERVER })
+  const client = new Client({ connectionString: SERVER })
   await client.connect()
   await client.query(statement)
   await client.end()
@@ -110,7 +110,7 @@ const main = async () => {
 
     // 2. Hand-rolled fastify + pg, one INSERT per request (autocommit).
     await admin(`CREATE DATABASE ${fastifyDb}`)
-    const pool = new pg.Pool({ connectionString: withDatabase(SERVER, fastifyDb), max: 16 })
+    const pool = new Pool({ connectionString: withDatabase(SERVER, fastifyDb), max: 16 })
     await pool.query(
       "CREATE TABLE events (id bigserial PRIMARY KEY, endpoint_id text NOT NULL, body bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
     )

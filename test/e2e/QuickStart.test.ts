@@ -6,38 +6,15 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
-import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
+import { firstLine, root, type ServerProcess, startServer, stopServer } from "./server.ts"
 
 const run = promisify(execFile)
-const root = fileURLToPath(new URL("../..", import.meta.url))
 const children: Array<ChildProcess> = []
+let server: ServerProcess | undefined
 const dir = mkdtempSync(join(tmpdir(), "promptjang-e2e-"))
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-
-const firstLine = (child: ChildProcess, pattern: RegExp) =>
-  new Promise<string>((resolve, reject) => {
-    if (child.stdout === null) return reject(new Error("no stdout"))
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}`)), 60_000)
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      if (pattern.test(line)) {
-        clearTimeout(timer)
-        resolve(line)
-      }
-    })
-  })
 
 /** Runs a bash snippet of the Quick Start with the given variables. */
 const sh = async (script: string, env: Record<string, string>) =>
@@ -56,33 +33,21 @@ beforeAll(async () => {
   })
   children.push(receiver)
   receiverUrl = `http://127.0.0.1:${await firstLine(receiver, /^\d+$/)}/webhooks`
-  const port = await freePort()
-  const server = spawn(process.execPath, [join(root, "apps/server/src/cli.ts"), "serve"], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      PROMPTJANG_DATA_DIR: join(dir, "data"),
-      PROMPTJANG_ALLOW_PRIVATE_TARGETS: "true",
-      PROMPTJANG_RETRY_SCHEDULE: "1s,1s"
-    },
-    stdio: ["ignore", "pipe", "inherit"]
+  server = await startServer({
+    database: { _tag: "Pglite", dir: join(dir, "data") },
+    env: { PROMPTJANG_ALLOW_PRIVATE_TARGETS: "true", PROMPTJANG_RETRY_SCHEDULE: "1s,1s" }
   })
-  children.push(server)
-  const keyLine = await firstLine(server, /API key:/)
-  apiKey = keyLine.trim().split(/\s+/).at(-1) ?? ""
-  host = `http://127.0.0.1:${port}`
-  for (let i = 0; i < 100; i++) {
-    const ready = await fetch(`${host}/readyz`).then((r) => r.ok, () => false)
-    if (ready) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}, 90_000)
+  apiKey = server.apiKey ?? ""
+  host = server.url
+}, 120_000)
 
-afterAll(() => {
-  for (const child of children) if (child.pid !== undefined && child.exitCode === null) child.kill("SIGTERM")
+afterAll(async () => {
+  for (const child of children) {
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, "SIGTERM")
+  }
+  if (server !== undefined) await stopServer(server)
   rmSync(dir, { recursive: true, force: true })
-})
+}, 30_000)
 
 const getJson = async (path: string) => {
   const response = await fetch(`${host}${path}`, { headers: { authorization: `Bearer ${apiKey}` } })

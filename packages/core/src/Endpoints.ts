@@ -108,7 +108,7 @@ export const validate = (
   return Result.fail(
     new ValidationFailed({
       message: issues.length === 1 && issues[0] !== undefined
-        ? `Invalid ${issues[0].path}: ${issues[0].message}.`
+        ? `Invalid ${issues[0].path}: ${issues[0].message.replace(/\.$/, "")}.`
         : `The endpoint has ${issues.length} invalid fields; see details.`,
       details: issues
     })
