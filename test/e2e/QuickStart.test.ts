@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
+import { Webhook } from "standardwebhooks"
 import { firstLine, root, type ServerProcess, startServer, stopServer } from "./server.ts"
 
 const run = promisify(execFile)
@@ -112,6 +113,15 @@ describe("the Quick Start against the local server (embedded database)", () => {
     )
     assert.deepStrictEqual(received.map((r) => [r["valid"], r["event_id"], r["attempt"]]), [[true, sent["id"], "1"]])
     assert.strictEqual(received[0]?.["body"], `{"event":"order.created","data":{"order_id":"ORD-001"}}`)
+    // The Standard Webhooks headers verify with the reference library, unmodified.
+    const first = received[0] ?? {}
+    const verified = new Webhook(String(created["secret"])).verify(String(first["body"]), {
+      "webhook-id": String(first["webhook_id"]),
+      "webhook-timestamp": String(first["webhook_timestamp"]),
+      "webhook-signature": String(first["webhook_signature"])
+    })
+    assert.deepStrictEqual(verified, { event: "order.created", data: { order_id: "ORD-001" } })
+    assert.strictEqual(first["webhook_id"], sent["id"])
 
     // 5. Replay an Event
     const replayed = JSON.parse(

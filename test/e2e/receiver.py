@@ -34,6 +34,8 @@ class Handler(BaseHTTPRequestHandler):
                 "event_id": self.headers.get("X-PromptJang-Event-Id"),
                 "attempt": self.headers.get("X-PromptJang-Attempt"),
                 "webhook_id": self.headers.get("webhook-id"),
+                "webhook_timestamp": self.headers.get("webhook-timestamp"),
+                "webhook_signature": self.headers.get("webhook-signature"),
                 "body": body.decode("utf-8"),
             }) + "\n")
         self.send_response(200 if valid else 401)
