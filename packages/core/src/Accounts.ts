@@ -151,12 +151,10 @@ export const make = Effect.gen(function*() {
     }),
     authenticate: Effect.fnUntraced(function*(bearer) {
       if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return yield* unauthorized
-      const key = yield* storage.findApiKeyByHash(Signing.hashApiKey(bearer))
-      if (Option.isNone(key) || key.value.revokedAt !== null) return yield* unauthorized
-      const organization = yield* storage.getOrganization(key.value.organizationId)
-      if (Option.isNone(organization)) return yield* unauthorized
-      lastUsed.set(key.value.id, yield* Clock.currentTimeMillis)
-      return { organization: organization.value, apiKey: key.value }
+      const found = yield* storage.findApiKeyWithOrganization(Signing.hashApiKey(bearer))
+      if (Option.isNone(found) || found.value.apiKey.revokedAt !== null) return yield* unauthorized
+      lastUsed.set(found.value.apiKey.id, yield* Clock.currentTimeMillis)
+      return found.value
     }),
     flushLastUsed,
     usage: Effect.fn("Accounts.usage")(function*(organizationId) {

@@ -123,6 +123,15 @@ export const makeStorage: Effect.Effect<Storage["Service"], never, MemoryStore> 
         const id = t.apiKeyIdsByHash.get(hash)
         return Option.fromUndefinedOr(id === undefined ? undefined : t.apiKeys.get(id))
       }),
+    findApiKeyWithOrganization: (hash) =>
+      Effect.sync(() => {
+        const id = t.apiKeyIdsByHash.get(hash)
+        const apiKey = id === undefined ? undefined : t.apiKeys.get(id)
+        const organization = apiKey === undefined ? undefined : t.organizations.get(apiKey.organizationId)
+        return apiKey === undefined || organization === undefined
+          ? Option.none()
+          : Option.some({ apiKey, organization })
+      }),
     listApiKeys: (organizationId) =>
       Effect.sync(() =>
         Array.from(t.apiKeys.values()).filter((key) => key.organizationId === organizationId).sort((a, b) =>

@@ -80,6 +80,13 @@ export class Storage extends Context.Service<Storage, {
   readonly createApiKey: (key: ApiKey) => Effect.Effect<void, StorageError>
   /** The key with this SHA-256 hash, revoked or not. */
   readonly findApiKeyByHash: (keyHash: string) => Effect.Effect<Option.Option<ApiKey>, StorageError>
+  /** The key with this hash together with its organization, in one lookup (every API request makes it). */
+  readonly findApiKeyWithOrganization: (
+    keyHash: string
+  ) => Effect.Effect<
+    Option.Option<{ readonly apiKey: ApiKey; readonly organization: Organization }>,
+    StorageError
+  >
   readonly listApiKeys: (organizationId: OrganizationId) => Effect.Effect<ReadonlyArray<ApiKey>, StorageError>
   /** Revokes a key at `at`; false when the organization has no such key. Revoking twice keeps the first time. */
   readonly revokeApiKey: (

@@ -415,6 +415,23 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
         orFail(sql<ApiKeyRow>`SELECT * FROM api_keys WHERE key_hash = ${hash}`).pipe(
           Effect.map((rows) => Option.map(Option.fromUndefinedOr(rows[0]), toApiKey))
         ),
+      findApiKeyWithOrganization: (hash) =>
+        orFail(sql<ApiKeyRow & { readonly org_name: string; readonly org_plan: string; readonly org_created_at: Date }>`
+          SELECT k.*, o.name AS org_name, o.plan AS org_plan, o.created_at AS org_created_at
+          FROM api_keys k JOIN organizations o ON o.id = k.organization_id
+          WHERE k.key_hash = ${hash}`).pipe(
+          Effect.map((rows) =>
+            Option.map(Option.fromUndefinedOr(rows[0]), (row) => ({
+              apiKey: toApiKey(row),
+              organization: toOrganization({
+                id: row.organization_id,
+                name: row.org_name,
+                plan: row.org_plan,
+                created_at: row.org_created_at
+              })
+            }))
+          )
+        ),
       listApiKeys: (organizationId) =>
         orFail(sql<ApiKeyRow>`SELECT * FROM api_keys WHERE organization_id = ${organizationId} ORDER BY id`).pipe(
           Effect.map((rows) => rows.map(toApiKey))

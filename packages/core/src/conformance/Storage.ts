@@ -82,6 +82,27 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           assert.isTrue(Option.isNone(yield* storage.findApiKeyByHash("0".repeat(64))))
         }))
 
+      test("finds a key together with its organization in one lookup", () =>
+        Effect.gen(function*() {
+          const storage = yield* Storage
+          const { organization } = yield* Fixtures.seedTenant()
+          const other = yield* Fixtures.seedTenant()
+          const key = Fixtures.makeApiKey(organization.id, { name: "ci" })
+          yield* storage.createApiKey(key)
+          yield* storage.createApiKey(Fixtures.makeApiKey(other.organization.id))
+
+          assert.deepStrictEqual(
+            yield* storage.findApiKeyWithOrganization(key.keyHash),
+            Option.some({ apiKey: key, organization })
+          )
+          assert.isTrue(Option.isNone(yield* storage.findApiKeyWithOrganization("0".repeat(64))))
+          yield* storage.revokeApiKey(organization.id, key.id, NOW + SECOND)
+          assert.deepStrictEqual(
+            Option.map(yield* storage.findApiKeyWithOrganization(key.keyHash), (found) => found.apiKey.revokedAt),
+            Option.some(NOW + SECOND)
+          )
+        }))
+
       test("lists only the organization's own keys", () =>
         Effect.gen(function*() {
           const storage = yield* Storage
