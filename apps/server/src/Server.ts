@@ -16,6 +16,7 @@ import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
 import type { ServerConfig } from "./Config.ts"
 import * as DeliveryClient from "./DeliveryClient.ts"
+import * as EmbeddedLock from "./EmbeddedLock.ts"
 
 /** Where the data lives, in words (never the password). */
 export const describeDatabase = (config: ServerConfig): string => {
@@ -83,7 +84,8 @@ export const metricsRoute = HttpRouter.use(Effect.fnUntraced(function*(router) {
 
 /** The whole server of the configuration; `print` shows the first-start credentials. */
 export const layer = (config: ServerConfig, print: (line: string) => void) => {
-  const storage = storageLayer(config)
+  // The embedded database is single-process: its directory is locked before it is opened (and after it is closed).
+  const storage = storageLayer(config).pipe(Layer.provide(EmbeddedLock.layerFor(config, "server")))
   const engine = (config.role === "api" ? Engine.layer : Engine.layerRunning).pipe(
     Layer.provideMerge(storage),
     Layer.provide(DeliveryClient.layer({ allowPrivateTargets: config.allowPrivateTargets })),
