@@ -13,8 +13,10 @@ import { Accounts, Endpoints, Events, Ingestion, Quota, Replay } from "@promptja
 import type { Principal } from "@promptjang/core/Accounts"
 import type { EventStatus } from "@promptjang/core/Domain"
 import type { ApiKeyId, EndpointId, EventId, OrganizationId } from "@promptjang/core/Ids"
-import { ByteSize, Cause, Context, Data, Effect, Redacted, Schema, SchemaIssue } from "effect"
+import { ByteSize, Cause, Context, Data, Effect, Layer, Redacted, Schema, SchemaIssue } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApiScalar } from "effect/http-api"
+import * as Api from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
 import * as Json from "./Json.ts"
 
@@ -200,265 +202,273 @@ const KNOWN: ReadonlyArray<readonly [string, RegExp]> = [
   ["GET", /^\/api\/v1\/usage$/],
   ["POST", /^\/api\/v1\/organizations$/],
   ["GET", /^\/healthz$/],
-  ["GET", /^\/readyz$/]
+  ["GET", /^\/readyz$/],
+  ["GET", /^\/metrics$/],
+  ["GET", /^\/api\/v1\/openapi\.json$/],
+  ["GET", /^\/docs$/]
 ]
 
-/** The API routes (SPEC §2); add the server's own routes beside them. */
-export const layer = HttpRouter.use(Effect.fnUntraced(function*(router) {
-  const ingestion = yield* Ingestion.Ingestion
-  const endpoints = yield* Endpoints.Endpoints
-  const events = yield* Events.Events
-  const replay = yield* Replay.Replay
-  const accounts = yield* Accounts.Accounts
-  const options = yield* Options
-  const plans = yield* Quota.Plans
+/** The API routes (SPEC §2) with the OpenAPI document and the docs UI; add the server's own routes beside them. */
+export const layer = Layer.merge(
+  HttpApiScalar.layer(Api.Api, { path: "/docs" }),
+  HttpRouter.use(Effect.fnUntraced(function*(router) {
+    const ingestion = yield* Ingestion.Ingestion
+    const endpoints = yield* Endpoints.Endpoints
+    const events = yield* Events.Events
+    const replay = yield* Replay.Replay
+    const accounts = yield* Accounts.Accounts
+    const options = yield* Options
+    const plans = yield* Quota.Plans
 
-  /** The caller's organization, from the API key. */
-  const authenticate = Effect.flatMap(
-    HttpServerRequest.HttpServerRequest,
-    (request) => accounts.authenticate(bearerOf(request))
-  )
-
-  const ingest = guarded(Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const principal: Principal = yield* authenticate
-    if (!isJson(request)) return yield* unsupportedMediaType(request)
-    const plan = yield* Quota.effectivePlan(plans, principal.organization.plan)
-    const body = yield* readBytes(request, plan.maxPayloadBytes)
-    if (body === undefined) return yield* Effect.fail(Quota.payloadTooLarge(plan, undefined))
-    const result = yield* ingestion.accept(principal, {
-      endpointId: yield* paramOf("endpoint_id"),
-      body,
-      signature: request.headers["x-pj-signature"],
-      timestamp: request.headers["x-pj-timestamp"],
-      idempotencyKey: request.headers["idempotency-key"]
-    })
-    return json({ id: result.id, status: result.status, message: "Event received and queued for delivery" }, 202)
-  }))
-  yield* router.add("POST", "/e/:endpoint_id", ingest)
-  yield* router.add("POST", "/api/v1/e/:endpoint_id", ingest)
-
-  yield* router.add(
-    "POST",
-    "/api/v1/endpoints",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const body = yield* readJson(EndpointBody)
-      const created = yield* endpoints.create(organization.id, {
-        url: body.url,
-        description: body.description,
-        eventTypes: body.event_types,
-        enabled: body.enabled,
-        requireSignature: body.require_signature,
-        headers: body.headers
-      })
-      return json(Json.endpoint(created, { withSecret: true }), 201)
-    }))
-  )
-  yield* router.add(
-    "GET",
-    "/api/v1/endpoints",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const page = yield* pageOf(yield* HttpServerRequest.HttpServerRequest)
-      const result = yield* endpoints.list(organization.id, page)
-      return json({ data: result.data.map((e) => Json.endpoint(e)), next_cursor: result.nextCursor })
-    }))
-  )
-  yield* router.add(
-    "GET",
-    "/api/v1/endpoints/:id",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      return json(Json.endpoint(yield* endpoints.get(organization.id, (yield* paramOf("id")) as EndpointId)))
-    }))
-  )
-  yield* router.add(
-    "GET",
-    "/api/v1/endpoints/:id/secret",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const endpoint = yield* endpoints.get(organization.id, (yield* paramOf("id")) as EndpointId)
-      return json({ secret: endpoint.secret })
-    }))
-  )
-  yield* router.add(
-    "POST",
-    "/api/v1/endpoints/:id/secret/rotate",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const endpoint = yield* endpoints.rotateSecret(organization.id, (yield* paramOf("id")) as EndpointId)
-      return json({ secret: endpoint.secret })
-    }))
-  )
-  yield* router.add(
-    "PATCH",
-    "/api/v1/endpoints/:id",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const body = yield* readJson(EndpointPatchBody)
-      const updated = yield* endpoints.update(organization.id, (yield* paramOf("id")) as EndpointId, {
-        ...(body.url === undefined ? {} : { url: body.url }),
-        ...(body.description === undefined ? {} : { description: body.description }),
-        ...(body.event_types === undefined ? {} : { eventTypes: body.event_types }),
-        ...(body.enabled === undefined ? {} : { enabled: body.enabled }),
-        ...(body.require_signature === undefined ? {} : { requireSignature: body.require_signature }),
-        ...(body.headers === undefined ? {} : { headers: body.headers })
-      })
-      return json(Json.endpoint(updated))
-    }))
-  )
-  yield* router.add(
-    "DELETE",
-    "/api/v1/endpoints/:id",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      yield* endpoints.remove(organization.id, (yield* paramOf("id")) as EndpointId)
-      return HttpServerResponse.empty({ status: 204 })
-    }))
-  )
-
-  yield* router.add(
-    "GET",
-    "/api/v1/events",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const page = yield* pageOf(request)
-      const query = queryOf(request)
-      const status = query.get("status") ?? undefined
-      if (status !== undefined && !STATUSES.includes(status as EventStatus)) {
-        return yield* reply(400, "validation_failed", `status must be one of ${STATUSES.join(", ")}.`, [
-          { path: "status", message: `must be one of ${STATUSES.join(", ")}` }
-        ])
-      }
-      const result = yield* events.list(organization.id, {
-        endpointId: (query.get("endpoint_id") ?? undefined) as EndpointId | undefined,
-        status: status as EventStatus | undefined,
-        eventType: query.get("event_type") ?? undefined
-      }, page)
-      return json({ data: result.data.map((e) => Json.event(e)), next_cursor: result.nextCursor })
-    }))
-  )
-  yield* router.add(
-    "GET",
-    "/api/v1/events/:id",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const { attempts, event } = yield* events.get(organization.id, (yield* paramOf("id")) as EventId)
-      return json(Json.event(event, attempts))
-    }))
-  )
-  yield* router.add(
-    "POST",
-    "/api/v1/events/:id/replay",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const event = yield* replay.replay(organization.id, (yield* paramOf("id")) as EventId)
-      return json(Json.event(event), 202)
-    }))
-  )
-
-  yield* router.add(
-    "POST",
-    "/api/v1/api-keys",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const hasBody = (request.headers["content-length"] ?? "0") !== "0" ||
-        request.headers["transfer-encoding"] !== undefined
-      const body = hasBody ? yield* readJson(ApiKeyBody) : {}
-      const created = yield* Effect.catchTag(
-        accounts.createApiKey(organization.id, body.name ?? "API key"),
-        "NotFound",
-        (e) => Effect.die(e)
-      )
-      return json({
-        id: created.record.id,
-        name: created.record.name,
-        key: created.key,
-        prefix: created.record.prefix,
-        created_at: new Date(created.record.createdAt).toISOString()
-      }, 201)
-    }))
-  )
-  yield* router.add(
-    "GET",
-    "/api/v1/api-keys",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      const keys = yield* accounts.listApiKeys(organization.id)
-      return json({ data: keys.map(Json.apiKey), next_cursor: null })
-    }))
-  )
-  yield* router.add(
-    "DELETE",
-    "/api/v1/api-keys/:id",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      yield* accounts.revokeApiKey(organization.id, (yield* paramOf("id")) as ApiKeyId)
-      return HttpServerResponse.empty({ status: 204 })
-    }))
-  )
-  yield* router.add(
-    "GET",
-    "/api/v1/usage",
-    guarded(Effect.gen(function*() {
-      const { organization } = yield* authenticate
-      return json(Json.usage(yield* accounts.usage(organization.id)))
-    }))
-  )
-
-  yield* router.add(
-    "POST",
-    "/api/v1/organizations",
-    guarded(Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      if (options.adminToken === undefined) {
-        return yield* reply(
-          404,
-          "not_found",
-          "No route POST /api/v1/organizations: set PROMPTJANG_ADMIN_TOKEN to enable it."
-        )
-      }
-      const token = bearerOf(request)
-      if (token === undefined || !constantTimeEquals(token, Redacted.value(options.adminToken))) {
-        return yield* reply(
-          401,
-          "unauthorized",
-          "Send `Authorization: Bearer <PROMPTJANG_ADMIN_TOKEN>` to create organizations."
-        )
-      }
-      const body = yield* readJson(OrganizationBody)
-      const { apiKey, organization } = yield* accounts.createOrganization({ name: body.name, plan: body.plan })
-      return json({ id: organization.id, name: organization.name, plan: organization.plan, api_key: apiKey.key }, 201)
-    }))
-  )
-
-  yield* router.add("GET", "/healthz", json({ status: "ok" }))
-  yield* router.add(
-    "GET",
-    "/readyz",
-    guarded(Effect.gen(function*() {
-      // A lookup by primary key: proves the database answers, without load.
-      yield* accounts.getOrganization(READINESS_PROBE).pipe(Effect.catchTag("NotFound", () => Effect.void))
-      return json({ status: "ready" })
-    }))
-  )
-
-  // Anything else: 405 on a known path with another method, 404 otherwise, always as JSON.
-  yield* router.add("*", "/*", (request) => {
-    const path = new URL(request.url, "http://localhost").pathname
-    const known = KNOWN.find(([, pattern]) => pattern.test(path))
-    return Effect.succeed(
-      known === undefined
-        ? ApiError.respond(404, "not_found", `No route ${request.method} ${path}; see /docs for the API.`)
-        : ApiError.respond(405, "method_not_allowed", `${path} accepts ${known[0]}, not ${request.method}.`, {
-          headers: { allow: known[0] }
-        })
+    /** The caller's organization, from the API key. */
+    const authenticate = Effect.flatMap(
+      HttpServerRequest.HttpServerRequest,
+      (request) => accounts.authenticate(bearerOf(request))
     )
-  })
-}))
+
+    const ingest = guarded(Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const principal: Principal = yield* authenticate
+      if (!isJson(request)) return yield* unsupportedMediaType(request)
+      const plan = yield* Quota.effectivePlan(plans, principal.organization.plan)
+      const body = yield* readBytes(request, plan.maxPayloadBytes)
+      if (body === undefined) return yield* Effect.fail(Quota.payloadTooLarge(plan, undefined))
+      const result = yield* ingestion.accept(principal, {
+        endpointId: yield* paramOf("endpoint_id"),
+        body,
+        signature: request.headers["x-pj-signature"],
+        timestamp: request.headers["x-pj-timestamp"],
+        idempotencyKey: request.headers["idempotency-key"]
+      })
+      return json({ id: result.id, status: result.status, message: "Event received and queued for delivery" }, 202)
+    }))
+    yield* router.add("POST", "/e/:endpoint_id", ingest)
+    yield* router.add("POST", "/api/v1/e/:endpoint_id", ingest)
+
+    yield* router.add(
+      "POST",
+      "/api/v1/endpoints",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const body = yield* readJson(EndpointBody)
+        const created = yield* endpoints.create(organization.id, {
+          url: body.url,
+          description: body.description,
+          eventTypes: body.event_types,
+          enabled: body.enabled,
+          requireSignature: body.require_signature,
+          headers: body.headers
+        })
+        return json(Json.endpoint(created, { withSecret: true }), 201)
+      }))
+    )
+    yield* router.add(
+      "GET",
+      "/api/v1/endpoints",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const page = yield* pageOf(yield* HttpServerRequest.HttpServerRequest)
+        const result = yield* endpoints.list(organization.id, page)
+        return json({ data: result.data.map((e) => Json.endpoint(e)), next_cursor: result.nextCursor })
+      }))
+    )
+    yield* router.add(
+      "GET",
+      "/api/v1/endpoints/:id",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        return json(Json.endpoint(yield* endpoints.get(organization.id, (yield* paramOf("id")) as EndpointId)))
+      }))
+    )
+    yield* router.add(
+      "GET",
+      "/api/v1/endpoints/:id/secret",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const endpoint = yield* endpoints.get(organization.id, (yield* paramOf("id")) as EndpointId)
+        return json({ secret: endpoint.secret })
+      }))
+    )
+    yield* router.add(
+      "POST",
+      "/api/v1/endpoints/:id/secret/rotate",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const endpoint = yield* endpoints.rotateSecret(organization.id, (yield* paramOf("id")) as EndpointId)
+        return json({ secret: endpoint.secret })
+      }))
+    )
+    yield* router.add(
+      "PATCH",
+      "/api/v1/endpoints/:id",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const body = yield* readJson(EndpointPatchBody)
+        const updated = yield* endpoints.update(organization.id, (yield* paramOf("id")) as EndpointId, {
+          ...(body.url === undefined ? {} : { url: body.url }),
+          ...(body.description === undefined ? {} : { description: body.description }),
+          ...(body.event_types === undefined ? {} : { eventTypes: body.event_types }),
+          ...(body.enabled === undefined ? {} : { enabled: body.enabled }),
+          ...(body.require_signature === undefined ? {} : { requireSignature: body.require_signature }),
+          ...(body.headers === undefined ? {} : { headers: body.headers })
+        })
+        return json(Json.endpoint(updated))
+      }))
+    )
+    yield* router.add(
+      "DELETE",
+      "/api/v1/endpoints/:id",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        yield* endpoints.remove(organization.id, (yield* paramOf("id")) as EndpointId)
+        return HttpServerResponse.empty({ status: 204 })
+      }))
+    )
+
+    yield* router.add(
+      "GET",
+      "/api/v1/events",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const page = yield* pageOf(request)
+        const query = queryOf(request)
+        const status = query.get("status") ?? undefined
+        if (status !== undefined && !STATUSES.includes(status as EventStatus)) {
+          return yield* reply(400, "validation_failed", `status must be one of ${STATUSES.join(", ")}.`, [
+            { path: "status", message: `must be one of ${STATUSES.join(", ")}` }
+          ])
+        }
+        const result = yield* events.list(organization.id, {
+          endpointId: (query.get("endpoint_id") ?? undefined) as EndpointId | undefined,
+          status: status as EventStatus | undefined,
+          eventType: query.get("event_type") ?? undefined
+        }, page)
+        return json({ data: result.data.map((e) => Json.event(e)), next_cursor: result.nextCursor })
+      }))
+    )
+    yield* router.add(
+      "GET",
+      "/api/v1/events/:id",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const { attempts, event } = yield* events.get(organization.id, (yield* paramOf("id")) as EventId)
+        return json(Json.event(event, attempts))
+      }))
+    )
+    yield* router.add(
+      "POST",
+      "/api/v1/events/:id/replay",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const event = yield* replay.replay(organization.id, (yield* paramOf("id")) as EventId)
+        return json(Json.event(event), 202)
+      }))
+    )
+
+    yield* router.add(
+      "POST",
+      "/api/v1/api-keys",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const hasBody = (request.headers["content-length"] ?? "0") !== "0" ||
+          request.headers["transfer-encoding"] !== undefined
+        const body = hasBody ? yield* readJson(ApiKeyBody) : {}
+        const created = yield* Effect.catchTag(
+          accounts.createApiKey(organization.id, body.name ?? "API key"),
+          "NotFound",
+          (e) => Effect.die(e)
+        )
+        return json({
+          id: created.record.id,
+          name: created.record.name,
+          key: created.key,
+          prefix: created.record.prefix,
+          created_at: new Date(created.record.createdAt).toISOString()
+        }, 201)
+      }))
+    )
+    yield* router.add(
+      "GET",
+      "/api/v1/api-keys",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        const keys = yield* accounts.listApiKeys(organization.id)
+        return json({ data: keys.map(Json.apiKey), next_cursor: null })
+      }))
+    )
+    yield* router.add(
+      "DELETE",
+      "/api/v1/api-keys/:id",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        yield* accounts.revokeApiKey(organization.id, (yield* paramOf("id")) as ApiKeyId)
+        return HttpServerResponse.empty({ status: 204 })
+      }))
+    )
+    yield* router.add(
+      "GET",
+      "/api/v1/usage",
+      guarded(Effect.gen(function*() {
+        const { organization } = yield* authenticate
+        return json(Json.usage(yield* accounts.usage(organization.id)))
+      }))
+    )
+
+    yield* router.add(
+      "POST",
+      "/api/v1/organizations",
+      guarded(Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        if (options.adminToken === undefined) {
+          return yield* reply(
+            404,
+            "not_found",
+            "No route POST /api/v1/organizations: set PROMPTJANG_ADMIN_TOKEN to enable it."
+          )
+        }
+        const token = bearerOf(request)
+        if (token === undefined || !constantTimeEquals(token, Redacted.value(options.adminToken))) {
+          return yield* reply(
+            401,
+            "unauthorized",
+            "Send `Authorization: Bearer <PROMPTJANG_ADMIN_TOKEN>` to create organizations."
+          )
+        }
+        const body = yield* readJson(OrganizationBody)
+        const { apiKey, organization } = yield* accounts.createOrganization({ name: body.name, plan: body.plan })
+        return json({ id: organization.id, name: organization.name, plan: organization.plan, api_key: apiKey.key }, 201)
+      }))
+    )
+
+    const openApiDocument = Api.openApi()
+    yield* router.add("GET", "/api/v1/openapi.json", Effect.sync(() => json(openApiDocument)))
+    yield* router.add("GET", "/healthz", json({ status: "ok" }))
+    yield* router.add(
+      "GET",
+      "/readyz",
+      guarded(Effect.gen(function*() {
+        // A lookup by primary key: proves the database answers, without load.
+        yield* accounts.getOrganization(READINESS_PROBE).pipe(Effect.catchTag("NotFound", () => Effect.void))
+        return json({ status: "ready" })
+      }))
+    )
+
+    // Anything else: 405 on a known path with another method, 404 otherwise, always as JSON.
+    yield* router.add("*", "/*", (request) => {
+      const path = new URL(request.url, "http://localhost").pathname
+      const known = KNOWN.find(([, pattern]) => pattern.test(path))
+      return Effect.succeed(
+        known === undefined
+          ? ApiError.respond(404, "not_found", `No route ${request.method} ${path}; see /docs for the API.`)
+          : ApiError.respond(405, "method_not_allowed", `${path} accepts ${known[0]}, not ${request.method}.`, {
+            headers: { allow: known[0] }
+          })
+      )
+    })
+  }))
+)
 
 const encoder = new TextEncoder()
 const constantTimeEquals = (a: string, b: string): boolean => {

@@ -4,7 +4,9 @@
  *
  * @since 0.1.0
  */
+export * as Api from "./Api.ts"
 export * as ApiError from "./ApiError.ts"
+export * as Client from "./Client.ts"
 export * as Json from "./Json.ts"
 export * as Relay from "./Relay.ts"
 export { createRelay } from "./Relay.ts"
