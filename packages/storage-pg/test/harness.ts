@@ -35,6 +35,10 @@ const ensureTemplate = (url: string) =>
     yield* Effect.gen(function*() {
       const exists = yield* sql`SELECT 1 FROM pg_database WHERE datname = ${templateName}`
       if (exists.length > 0) return
+      // Templates of earlier migrations are of no more use: drop them (nothing else uses them).
+      const stale = yield* sql<{ datname: string }>`
+        SELECT datname FROM pg_database WHERE datname LIKE 'promptjang_template_%' AND datname <> ${templateName}`
+      for (const { datname } of stale) yield* sql.unsafe(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`)
       yield* sql.unsafe(`CREATE DATABASE ${templateName}`)
       yield* Migrations.run.pipe(Effect.provide(admin(withDatabase(url, templateName))))
     }).pipe(Effect.ensuring(Effect.orDie(sql`SELECT pg_advisory_unlock(hashtext(${templateName}))`)))

@@ -1,0 +1,157 @@
+/**
+ * End to end at a fixed rate (issue: server): an open-model load generator sends signed 1 KiB events at
+ * 500, 1,000 and 2,000 events/s for a fixed time to the PromptJang server (role all, on PostgreSQL), which
+ * delivers them to a loopback receiver in this process. Prints ack→delivery latency p50/p99 per rate: the
+ * time from the 202 reaching the sender to the delivery reaching the receiver (negative when the delivery
+ * arrives first, counted as 0).
+ *
+ * Run: `npm run bench:latency` (needs PostgreSQL: PROMPTJANG_BENCH_DATABASE_URL, default
+ * postgres://postgres@127.0.0.1:5432/postgres). Creates and drops its own database; stops by itself.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { createHmac } from "node:crypto"
+import { once } from "node:events"
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
+import { join } from "node:path"
+import { createInterface } from "node:readline"
+import { Client } from "pg"
+import { Agent, request } from "undici"
+
+const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
+const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10)
+const RATES = (process.env["BENCH_RATES"] ?? "500,1000,2000").split(",").map(Number)
+const root = join(import.meta.dirname, "..")
+
+const admin = async (statement: string) => {
+  const client = new Client({ connectionString: SERVER })
+  await client.connect()
+  await client.query(statement)
+  await client.end()
+}
+const withDatabase = (url: string, database: string) => {
+  const parsed = new URL(url)
+  parsed.pathname = `/${database}`
+  return parsed.toString()
+}
+const percentile = (sorted: ReadonlyArray<number>, p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
+
+const main = async () => {
+  const database = `promptjang_bench_latency_${process.pid}`
+  let server: ChildProcess | undefined
+  const received = new Map<string, number>()
+  const receiver = createServer((req, res) => {
+    const id = String(req.headers["x-promptjang-event-id"])
+    req.resume()
+    req.on("end", () => {
+      if (!received.has(id)) received.set(id, performance.now())
+      res.writeHead(200).end("OK")
+    })
+  })
+  receiver.keepAliveTimeout = 60_000
+  receiver.listen(0, "127.0.0.1")
+  await once(receiver, "listening")
+  try {
+    await admin(`CREATE DATABASE ${database}`)
+    const port = 21000 + (process.pid % 9000)
+    const profile = process.env["BENCH_CPU_PROF"] === undefined
+      ? []
+      : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`]
+    server = spawn(process.execPath, [...profile, join(root, "apps/server/src/cli.ts"), "serve"], {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        PROMPTJANG_DATABASE_URL: withDatabase(SERVER, database),
+        PROMPTJANG_ALLOW_PRIVATE_TARGETS: "true",
+        LOG_LEVEL: "warn"
+      },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    const stdout = server.stdout
+    if (stdout === null) throw new Error("no stdout")
+    const key = await new Promise<string>((resolve) =>
+      createInterface({ input: stdout }).on("line", (line) => {
+        if (line.includes("API key:")) resolve(line.trim().split(/\s+/).at(-1) ?? "")
+      })
+    )
+    const base = `http://127.0.0.1:${port}`
+    const endpoint = (await (await fetch(`${base}/api/v1/endpoints`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks` })
+    })).json()) as { id: string; secret: string }
+    const agent = new Agent({ connections: 256, keepAliveTimeout: 60_000 })
+    const body = JSON.stringify({ event: "order.created", data: { note: "x".repeat(960) } })
+
+    console.log(
+      `PromptJang end to end at fixed rates, ${new Date().toISOString()}, Node ${process.version}, ${SECONDS}s per rate`
+    )
+    for (const rate of RATES) {
+      received.clear()
+      const acked = new Map<string, number>()
+      let failed = 0
+      const total = rate * SECONDS
+      const started = performance.now()
+      const sends: Array<Promise<void>> = []
+      let sent = 0
+      // Open model: send on schedule whatever the answers do.
+      await new Promise<void>((resolve) => {
+        const tick = () => {
+          const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate))
+          for (; sent < due; sent++) {
+            const timestamp = String(Math.floor(Date.now() / 1000))
+            const signature = createHmac("sha256", endpoint.secret).update(`${timestamp}.${body}`).digest("hex")
+            sends.push(
+              request(`${base}/e/${endpoint.id}`, {
+                method: "POST",
+                dispatcher: agent,
+                headers: {
+                  authorization: `Bearer ${key}`,
+                  "content-type": "application/json",
+                  "x-pj-signature": signature,
+                  "x-pj-timestamp": timestamp
+                },
+                body
+              }).then(async (response) => {
+                const answer = (await response.body.json()) as { id?: string }
+                if (response.statusCode === 202 && answer.id !== undefined) acked.set(answer.id, performance.now())
+                else failed++
+              }, () => {
+                failed++
+              })
+            )
+          }
+          if (sent >= total) resolve()
+          else setTimeout(tick, 1)
+        }
+        tick()
+      })
+      await Promise.all(sends)
+      const deadline = performance.now() + 30_000
+      while (received.size < acked.size && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      const latencies = Array.from(acked, ([id, at]) => Math.max(0, (received.get(id) ?? Number.NaN) - at))
+        .filter((value) => !Number.isNaN(value))
+        .sort((a, b) => a - b)
+      const achieved = total / ((performance.now() - started) / 1000)
+      console.log(
+        `${
+          String(rate).padStart(5)
+        } ev/s offered: ${acked.size}/${total} acked (${failed} failed), ${latencies.length} delivered; ack→delivery p50 ${
+          percentile(latencies, 0.5).toFixed(1)
+        } ms, p99 ${percentile(latencies, 0.99).toFixed(1)} ms${
+          achieved < rate * 0.9 ? " (generator fell behind)" : ""
+        }`
+      )
+    }
+    await agent.close()
+  } finally {
+    server?.kill("SIGTERM")
+    receiver.close()
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined)
+  }
+}
+
+await main()
