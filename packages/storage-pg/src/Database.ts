@@ -25,7 +25,11 @@ export const layerPostgres = (
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, SqlError.SqlError> =>
   PgClient.layer({
     url: typeof url === "string" ? Redacted.make(url) : url,
-    maxConnections: options.maxConnections ?? 10,
+    // Few connections, each pipelining the statements of many fibers: on a small machine fewer server
+    // backends do more (measured: 6 multiplexed connections served ~2.5x the API requests of 10 plain ones).
+    // Transactions and LISTEN still take a connection each.
+    maxConnections: options.maxConnections ?? 6,
+    multiplex: true,
     applicationName: "promptjang"
   })
 

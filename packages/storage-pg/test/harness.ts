@@ -9,6 +9,7 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
 import type { Queue, Storage } from "@promptjang/core"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import * as Database from "../src/Database.ts"
 import * as Migrations from "../src/Migrations.ts"
 import * as PgBackend from "../src/PgBackend.ts"
 import * as PgStorage from "../src/PgStorage.ts"
@@ -68,7 +69,8 @@ export const postgresLayer = (url: string): Layer.Layer<Storage.Storage | Queue.
   Layer.unwrap(
     Effect.map(freshPostgresUrl(url), (db) =>
       PgStorage.layerListening(PgStorage.serverOptions).pipe(
-        Layer.provide(PgClient.layer({ url: Redacted.make(db.url), maxConnections: 8 }))
+        // The production connection settings (multiplexed pool).
+        Layer.provide(Database.layerPostgres(db.url))
       ))
   )
 
