@@ -25,6 +25,7 @@ import type { EndpointId } from "./Ids.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import * as Metrics from "./Metrics.ts"
 import { type Claim, Queue } from "./Queue.ts"
+import * as Signal from "./Signal.ts"
 import * as Signing from "./Signing.ts"
 import { Storage } from "./Storage.ts"
 
@@ -185,27 +186,14 @@ export const make = Effect.gen(function*() {
   let inFlight = 0
   let waiting = false
   // Wakes the loop when a delivery of ours finishes and frees a slot.
-  let localVersion = 0
-  let localWaiters: Array<() => void> = []
+  const slotFreed = Signal.make()
   const freeSlot = (endpointId: EndpointId) => {
     inFlight--
     const count = (perEndpoint.get(endpointId) ?? 1) - 1
     if (count === 0) perEndpoint.delete(endpointId)
     else perEndpoint.set(endpointId, count)
-    localVersion++
-    const waiters = localWaiters
-    localWaiters = []
-    for (const wake of waiters) wake()
+    slotFreed.bump()
   }
-  const awaitLocal = (since: number) =>
-    Effect.callback<void>((resume) => {
-      if (localVersion > since) return resume(Effect.void)
-      const wake = () => resume(Effect.void)
-      localWaiters.push(wake)
-      return Effect.sync(() => {
-        localWaiters = localWaiters.filter((w) => w !== wake)
-      })
-    })
 
   const readBody = (stream: Stream.Stream<Uint8Array, unknown>) =>
     Effect.gen(function*() {
@@ -360,7 +348,7 @@ export const make = Effect.gen(function*() {
     const fibers = yield* FiberSet.make<void, never>()
     while (true) {
       const signal = yield* queue.signalVersion
-      const local = localVersion
+      const local = slotFreed.version()
       const free = options.concurrency - inFlight
       const worthClaiming = free > 0 && (inFlight === 0 || free >= refillAt)
       let claimed = 0
@@ -407,7 +395,7 @@ export const make = Effect.gen(function*() {
       waiting = true
       yield* Effect.raceAll([
         ...(worthClaiming ? [queue.awaitSignal(signal)] : []),
-        awaitLocal(local),
+        slotFreed.await(local),
         Effect.sleep(Duration.millis(wait))
       ]).pipe(Effect.ensuring(Effect.sync(() => {
         waiting = false
@@ -417,7 +405,7 @@ export const make = Effect.gen(function*() {
 
   return Dispatcher.of({
     run: Effect.scoped(run),
-    status: Effect.sync(() => ({ inFlight, waiting, finished: localVersion }))
+    status: Effect.sync(() => ({ inFlight, waiting, finished: slotFreed.version() }))
   })
 })
 

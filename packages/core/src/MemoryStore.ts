@@ -13,6 +13,7 @@ import type { ApiKey, Attempt, Endpoint, Event, Organization } from "./Domain.ts
 import { isFinal } from "./Domain.ts"
 import type { EndpointId, EventId } from "./Ids.ts"
 import type { Claim, Queue } from "./Queue.ts"
+import * as Signal from "./Signal.ts"
 import type { Page, PageRequest, Storage } from "./Storage.ts"
 
 interface Delivery {
@@ -47,9 +48,8 @@ export class MemoryStore extends Context.Service<MemoryStore, {
 
 /** A fresh, empty store. */
 export const make: Effect.Effect<MemoryStore["Service"]> = Effect.sync(() => {
-  let version = 0
+  const signal = Signal.make()
   let leases = 0
-  const waiters = new Set<() => void>()
   return {
     tables: {
       organizations: new Map(),
@@ -62,23 +62,9 @@ export const make: Effect.Effect<MemoryStore["Service"]> = Effect.sync(() => {
       usage: new Map(),
       idempotency: new Map()
     },
-    signal: () => {
-      version++
-      // Snapshot first: a woken waiter may wait again at once, and must not be woken by this same signal.
-      const woken = Array.from(waiters)
-      waiters.clear()
-      for (const wake of woken) wake()
-    },
-    signalVersion: () => version,
-    awaitSignal: (since) =>
-      Effect.callback<void>((resume) => {
-        if (version > since) return resume(Effect.void)
-        const wake = () => resume(Effect.void)
-        waiters.add(wake)
-        return Effect.sync(() => {
-          waiters.delete(wake)
-        })
-      }),
+    signal: signal.bump,
+    signalVersion: signal.version,
+    awaitSignal: signal.await,
     nextLease: () => `lease_${++leases}`
   }
 })

@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { Domain, Errors, Ids } from "@promptjang/core"
+import { Domain, Errors, Ids, Signal as CoreSignal } from "@promptjang/core"
 import type { ApiKey, Attempt, Endpoint, Event, EventStatus, Organization } from "@promptjang/core/Domain"
 import type { ApiKeyId, EndpointId, EventId, OrganizationId } from "@promptjang/core/Ids"
 import type { Claim, Completion, Queue } from "@promptjang/core/Queue"
@@ -39,39 +39,13 @@ export interface PgBackendOptions {
   readonly notify: boolean
 }
 
-/** A sharable in-process wake-up signal. */
-export interface Signal {
-  /** Names this process in its NOTIFY payloads, so that its own notifications are not counted twice. */
+/** The in-process wake-up signal, with the instance id that marks this process's own NOTIFY payloads. */
+export interface Signal extends CoreSignal.Signal {
   readonly instance: string
-  readonly bump: () => void
-  readonly version: () => number
-  readonly await: (since: number) => Effect.Effect<void>
 }
 
-/** A fresh in-process signal. */
-export const makeSignal = (): Signal => {
-  let version = 0
-  let waiters = new Set<() => void>()
-  return {
-    instance: randomUUID(),
-    bump: () => {
-      version++
-      const woken = waiters
-      waiters = new Set()
-      for (const wake of woken) wake()
-    },
-    version: () => version,
-    await: (since) =>
-      Effect.callback<void>((resume) => {
-        if (version > since) return resume(Effect.void)
-        const wake = () => resume(Effect.void)
-        waiters.add(wake)
-        return Effect.sync(() => {
-          waiters.delete(wake)
-        })
-      })
-  }
-}
+/** A fresh signal for one process. */
+export const makeSignal = (): Signal => ({ ...CoreSignal.make(), instance: randomUUID() })
 
 const storageError = (error: SqlError.SqlError): Errors.StorageError =>
   new Errors.StorageError({
