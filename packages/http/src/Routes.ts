@@ -47,14 +47,14 @@ const guarded = <R>(
       error
     ) => (error._tag === "Reply" ? Effect.succeed(error.response) : ApiError.fromEngineError(error))),
     Effect.catchCause((cause) =>
-      Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.as(
+      Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.as(
         Effect.logError("Unexpected failure while serving a request").pipe(
           Effect.annotateLogs({ cause: Cause.pretty(cause) })
         ),
         ApiError.respond(500, "internal_error", "The server failed to complete the request; it has been logged.")
       )
     )
-  ) as Handler<R>
+  )
 
 /** A ready answer that short-circuits a handler (a refusal of the HTTP layer itself). */
 class Reply extends Data.TaggedError("Reply")<{ readonly response: HttpServerResponse.HttpServerResponse }> {}
