@@ -5,11 +5,8 @@
  * On the embedded database and, when PROMPTJANG_TEST_DATABASE_URL is set, on PostgreSQL.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { numeric, type Receiver, record, send, startReceiver, text } from "./http.ts"
-import { type Database, freshDatabase, postgresUrl, type ServerProcess, startServer, stopServer } from "./server.ts"
+import { backends, postgresUrl, type ServerProcess, startServer, stopServer } from "./server.ts"
 
 /** Events sent in all (at most: sending stops at the kill). */
 const EVENTS = 300
@@ -18,28 +15,7 @@ const CONCURRENCY = 16
 /** The kill comes once this many events are acknowledged. */
 const KILL_AFTER = 150
 
-interface Backend {
-  readonly name: string
-  readonly open: () => Promise<{ readonly database: Database; readonly close: () => Promise<void> }>
-}
-
-const pglite: Backend = {
-  name: "embedded PGlite",
-  open: async () => {
-    const dir = mkdtempSync(join(tmpdir(), "promptjang-e2e-crash-"))
-    return { database: { _tag: "Pglite", dir }, close: async () => rmSync(dir, { recursive: true, force: true }) }
-  }
-}
-
-const postgres = (serverUrl: string): Backend => ({
-  name: "PostgreSQL",
-  open: async () => {
-    const db = await freshDatabase(serverUrl)
-    return { database: { _tag: "Postgres", url: db.url }, close: db.drop }
-  }
-})
-
-const backends: ReadonlyArray<Backend> = postgresUrl === undefined ? [pglite] : [pglite, postgres(postgresUrl)]
+const suiteBackends = backends("promptjang-e2e-crash-")
 
 /** Every delivery fails with 500, so that the events stay pending (QUEUED or RETRYING). */
 let failing: Receiver | undefined
@@ -86,7 +62,7 @@ const sendUntilKilled = async (server: ServerProcess, apiKey: string, endpointId
   return { acknowledged, unexpected, cut, killedAt, sent }
 }
 
-describe.each(backends)("kill -9 of the server on $name", (backend) => {
+describe.each(suiteBackends)("kill -9 of the server on $name", (backend) => {
   const servers: Array<ServerProcess> = []
   let close: (() => Promise<void>) | undefined
 

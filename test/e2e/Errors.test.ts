@@ -24,7 +24,7 @@ import {
   unixSeconds
 } from "./http.ts"
 import {
-  type Database,
+  backends,
   freePort,
   freshDatabase,
   postgresUrl,
@@ -37,29 +37,7 @@ import {
 const ADMIN_TOKEN = `admin-${Math.random().toString(36).slice(2)}-${Date.now()}`
 const STARTER_MAX_PAYLOAD = 262_144
 
-/** Where a server of this suite keeps its data, and how to remove it afterwards. */
-interface Backend {
-  readonly name: string
-  readonly open: () => Promise<{ readonly database: Database; readonly close: () => Promise<void> }>
-}
-
-const pglite: Backend = {
-  name: "embedded PGlite",
-  open: async () => {
-    const dir = mkdtempSync(join(tmpdir(), "promptjang-e2e-errors-"))
-    return { database: { _tag: "Pglite", dir }, close: async () => rmSync(dir, { recursive: true, force: true }) }
-  }
-}
-
-const postgres = (serverUrl: string): Backend => ({
-  name: "PostgreSQL",
-  open: async () => {
-    const db = await freshDatabase(serverUrl)
-    return { database: { _tag: "Postgres", url: db.url }, close: db.drop }
-  }
-})
-
-const backends: ReadonlyArray<Backend> = postgresUrl === undefined ? [pglite] : [pglite, postgres(postgresUrl)]
+const suiteBackends = backends("promptjang-e2e-errors-")
 
 /** Every delivery of this suite fails with 500, so that events stay pending. */
 let failing: Receiver | undefined
@@ -81,7 +59,7 @@ const bodyOfSize = (bytes: number): string => {
 /** An id of the same shape as `id` that names nothing. */
 const ghostOf = (id: string): string => `${id.slice(0, -1)}${id.endsWith("a") ? "b" : "a"}`
 
-describe.each(backends)("API errors of the real server on $name", (backend) => {
+describe.each(suiteBackends)("API errors of the real server on $name", (backend) => {
   let server: ServerProcess | undefined
   let close: (() => Promise<void>) | undefined
 

@@ -5,7 +5,10 @@
  */
 import { Effect, Exit, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { freshPostgresUrl } from "../../packages/storage-pg/test/harness.ts"
@@ -75,6 +78,36 @@ export const freshDatabase = async (
   const scope = Effect.runSync(Scope.make())
   const db = await Effect.runPromise(Scope.provide(scope)(freshPostgresUrl(serverUrl)))
   return { url: db.url, drop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+/** Where a suite's server keeps its data, and how to remove it afterwards. */
+export interface Backend {
+  readonly name: string
+  readonly open: () => Promise<{ readonly database: Database; readonly close: () => Promise<void> }>
+}
+
+/**
+ * The backends a suite runs on: embedded PGlite in a temp directory named after `prefix`, and a fresh
+ * PostgreSQL database when PROMPTJANG_TEST_DATABASE_URL is set.
+ */
+export const backends = (prefix: string): ReadonlyArray<Backend> => {
+  const pglite: Backend = {
+    name: "embedded PGlite",
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), prefix))
+      return { database: { _tag: "Pglite", dir }, close: async () => rmSync(dir, { recursive: true, force: true }) }
+    }
+  }
+  if (postgresUrl === undefined) return [pglite]
+  const serverUrl = postgresUrl
+  const postgres: Backend = {
+    name: "PostgreSQL",
+    open: async () => {
+      const db = await freshDatabase(serverUrl)
+      return { database: { _tag: "Postgres", url: db.url }, close: db.drop }
+    }
+  }
+  return [pglite, postgres]
 }
 
 /** A running server process. */

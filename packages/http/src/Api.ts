@@ -68,7 +68,8 @@ export const Event = Schema.Struct({
 const page = <S extends Schema.Top>(item: S) =>
   Schema.Struct({ data: Schema.Array(item), next_cursor: Schema.NullOr(Schema.String) })
 
-const EndpointInput = Schema.Struct({
+/** The body of `POST /api/v1/endpoints`. */
+export const EndpointInput = Schema.Struct({
   url: Schema.String,
   description: Schema.optionalKey(Schema.String),
   event_types: Schema.optionalKey(Schema.Array(Schema.String)),
@@ -76,7 +77,8 @@ const EndpointInput = Schema.Struct({
   require_signature: Schema.optionalKey(Schema.Boolean),
   headers: Schema.optionalKey(Schema.Record(Schema.String, Schema.String))
 })
-const EndpointPatch = Schema.Struct({
+/** The body of `PATCH /api/v1/endpoints/:id`: any field of an endpoint. */
+export const EndpointPatch = Schema.Struct({
   url: Schema.optionalKey(Schema.String),
   description: Schema.optionalKey(Schema.String),
   event_types: Schema.optionalKey(Schema.Array(Schema.String)),
@@ -93,6 +95,12 @@ export const Accepted = Schema.Struct({
   status: Schema.Literal("QUEUED"),
   message: Schema.String
 })
+
+/** The body of `POST /api/v1/api-keys`. */
+export const ApiKeyInput = Schema.Struct({ name: Schema.optionalKey(Schema.String) })
+
+/** The body of `POST /api/v1/organizations`. */
+export const OrganizationInput = Schema.Struct({ name: Schema.String, plan: Schema.optionalKey(Schema.String) })
 
 const ApiKeyItem = Schema.Struct({
   id: Schema.String,
@@ -195,7 +203,7 @@ export class EventsGroup extends HttpApiGroup.make("events").add(
 /** API keys and usage. */
 export class AccountGroup extends HttpApiGroup.make("account").add(
   HttpApiEndpoint.post("createApiKey", "/api/v1/api-keys", {
-    payload: Schema.Struct({ name: Schema.optionalKey(Schema.String) }),
+    payload: ApiKeyInput,
     success: ApiKeyCreated.pipe(HttpApiSchema.status(201)),
     error: errors(400, 401)
   }),
@@ -207,7 +215,7 @@ export class AccountGroup extends HttpApiGroup.make("account").add(
 /** Operators: organizations (with `PROMPTJANG_ADMIN_TOKEN`) and health. */
 export class OperatorGroup extends HttpApiGroup.make("operator").add(
   HttpApiEndpoint.post("createOrganization", "/api/v1/organizations", {
-    payload: Schema.Struct({ name: Schema.String, plan: Schema.optionalKey(Schema.String) }),
+    payload: OrganizationInput,
     success: Schema.Struct({ id: Schema.String, name: Schema.String, plan: Schema.String, api_key: Schema.String })
       .pipe(
         HttpApiSchema.status(201)

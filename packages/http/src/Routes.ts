@@ -159,27 +159,6 @@ const pageOf = (request: HttpServerRequest.HttpServerRequest) => {
 
 const paramOf = (name: string) => Effect.map(HttpRouter.params, (params) => params[name] ?? "")
 
-// -- request bodies --------------------------------------------------------------------------------------------
-const Headers = Schema.Record(Schema.String, Schema.String)
-const EndpointBody = Schema.Struct({
-  url: Schema.String,
-  description: Schema.optionalKey(Schema.String),
-  event_types: Schema.optionalKey(Schema.Array(Schema.String)),
-  enabled: Schema.optionalKey(Schema.Boolean),
-  require_signature: Schema.optionalKey(Schema.Boolean),
-  headers: Schema.optionalKey(Headers)
-})
-const EndpointPatchBody = Schema.Struct({
-  url: Schema.optionalKey(Schema.String),
-  description: Schema.optionalKey(Schema.String),
-  event_types: Schema.optionalKey(Schema.Array(Schema.String)),
-  enabled: Schema.optionalKey(Schema.Boolean),
-  require_signature: Schema.optionalKey(Schema.Boolean),
-  headers: Schema.optionalKey(Headers)
-})
-const ApiKeyBody = Schema.Struct({ name: Schema.optionalKey(Schema.String) })
-const OrganizationBody = Schema.Struct({ name: Schema.String, plan: Schema.optionalKey(Schema.String) })
-
 const READINESS_PROBE = "org_0000000000000000000000000000" as OrganizationId
 
 const STATUSES: ReadonlyArray<EventStatus> = ["QUEUED", "RETRYING", "DELIVERED", "EXPIRED", "FAILED"]
@@ -250,7 +229,7 @@ export const layer = Layer.merge(
       "/api/v1/endpoints",
       guarded(Effect.gen(function*() {
         const { organization } = yield* authenticate
-        const body = yield* readJson(EndpointBody)
+        const body = yield* readJson(Api.EndpointInput)
         const created = yield* endpoints.create(organization.id, {
           url: body.url,
           description: body.description,
@@ -303,7 +282,7 @@ export const layer = Layer.merge(
       "/api/v1/endpoints/:id",
       guarded(Effect.gen(function*() {
         const { organization } = yield* authenticate
-        const body = yield* readJson(EndpointPatchBody)
+        const body = yield* readJson(Api.EndpointPatch)
         const updated = yield* endpoints.update(organization.id, (yield* paramOf("id")) as EndpointId, {
           ...(body.url === undefined ? {} : { url: body.url }),
           ...(body.description === undefined ? {} : { description: body.description }),
@@ -374,7 +353,7 @@ export const layer = Layer.merge(
         const request = yield* HttpServerRequest.HttpServerRequest
         const hasBody = (request.headers["content-length"] ?? "0") !== "0" ||
           request.headers["transfer-encoding"] !== undefined
-        const body = hasBody ? yield* readJson(ApiKeyBody) : {}
+        const body = hasBody ? yield* readJson(Api.ApiKeyInput) : {}
         const created = yield* Effect.catchTag(
           accounts.createApiKey(organization.id, body.name ?? "API key"),
           "NotFound",
@@ -436,7 +415,7 @@ export const layer = Layer.merge(
             "Send `Authorization: Bearer <PROMPTJANG_ADMIN_TOKEN>` to create organizations."
           )
         }
-        const body = yield* readJson(OrganizationBody)
+        const body = yield* readJson(Api.OrganizationInput)
         const { apiKey, organization } = yield* accounts.createOrganization({ name: body.name, plan: body.plan })
         return json({ id: organization.id, name: organization.name, plan: organization.plan, api_key: apiKey.key }, 201)
       }))
