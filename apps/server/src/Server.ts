@@ -8,6 +8,7 @@
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { Accounts, Backoff, Dispatcher, Engine, Metrics, Queue, Storage, Targets } from "@promptjang/core"
+import { Dashboard } from "@promptjang/dashboard"
 import { Routes } from "@promptjang/http"
 import { PgStorage } from "@promptjang/storage-pg"
 import { Clock, Effect, Layer, Logger, Redacted, References } from "effect"
@@ -91,7 +92,7 @@ export const layer = (config: ServerConfig, print: (line: string) => void) => {
     Layer.provide(DeliveryClient.layer({ allowPrivateTargets: config.allowPrivateTargets })),
     Layer.provide(settingsLayer(config))
   )
-  const http = HttpRouter.serve(Layer.merge(Routes.layer, metricsRoute), {
+  const http = HttpRouter.serve(Routes.layerWith(Layer.merge(metricsRoute, Dashboard.layer)), {
     disableLogger: true,
     disableListenLog: true
   }).pipe(

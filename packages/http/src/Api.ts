@@ -102,7 +102,8 @@ export const ApiKeyInput = Schema.Struct({ name: Schema.optionalKey(Schema.Strin
 /** The body of `POST /api/v1/organizations`. */
 export const OrganizationInput = Schema.Struct({ name: Schema.String, plan: Schema.optionalKey(Schema.String) })
 
-const ApiKeyItem = Schema.Struct({
+/** An API key record (never the key itself). */
+export const ApiKeyItem = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
   prefix: Schema.String,
@@ -110,14 +111,16 @@ const ApiKeyItem = Schema.Struct({
   last_used_at: Schema.NullOr(Timestamp),
   revoked_at: Schema.NullOr(Timestamp)
 })
-const ApiKeyCreated = Schema.Struct({
+/** The answer to creating an API key: the only time `key` is shown. */
+export const ApiKeyCreated = Schema.Struct({
   id: Schema.String,
   name: Schema.String,
   key: Schema.String,
   prefix: Schema.String,
   created_at: Timestamp
 })
-const Usage = Schema.Struct({
+/** Usage of the current billing period against the plan. */
+export const Usage = Schema.Struct({
   plan: Schema.String,
   period_start: Timestamp,
   period_end: Timestamp,

@@ -187,8 +187,8 @@ const KNOWN: ReadonlyArray<readonly [string, RegExp]> = [
   ["GET", /^\/docs$/]
 ]
 
-/** The API routes (SPEC §2) with the OpenAPI document and the docs UI; add the server's own routes beside them. */
-export const layer = Layer.merge(
+/** The API routes (SPEC §2) with the OpenAPI document and the docs UI, without the answer for other paths. */
+export const api = Layer.merge(
   HttpApiScalar.layer(Api.Api, { path: "/docs" }),
   HttpRouter.use(Effect.fnUntraced(function*(router) {
     const ingestion = yield* Ingestion.Ingestion
@@ -433,21 +433,36 @@ export const layer = Layer.merge(
         return json({ status: "ready" })
       }))
     )
-
-    // Anything else: 405 on a known path with another method, 404 otherwise, always as JSON.
-    yield* router.add("*", "/*", (request) => {
-      const path = new URL(request.url, "http://localhost").pathname
-      const known = KNOWN.find(([, pattern]) => pattern.test(path))
-      return Effect.succeed(
-        known === undefined
-          ? ApiError.respond(404, "not_found", `No route ${request.method} ${path}; see /docs for the API.`)
-          : ApiError.respond(405, "method_not_allowed", `${path} accepts ${known[0]}, not ${request.method}.`, {
-            headers: { allow: known[0] }
-          })
-      )
-    })
   }))
 )
+
+/**
+ * Anything else: 405 on a known path with another method, 404 otherwise, always as JSON. The router takes
+ * the first route registered for `/`, and this one claims `/` too, so it goes after every other route.
+ */
+export const fallback = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  yield* router.add("*", "/*", (request) => {
+    const path = new URL(request.url, "http://localhost").pathname
+    const known = KNOWN.find(([, pattern]) => pattern.test(path))
+    return Effect.succeed(
+      known === undefined
+        ? ApiError.respond(404, "not_found", `No route ${request.method} ${path}; see /docs for the API.`)
+        : ApiError.respond(405, "method_not_allowed", `${path} accepts ${known[0]}, not ${request.method}.`, {
+          headers: { allow: known[0] }
+        })
+    )
+  })
+}))
+
+/**
+ * The API routes, then `extra` routes (a host's own, such as `/metrics` or the dashboard at `/`), then the
+ * JSON 404/405 answer for every other path.
+ */
+export const layerWith = <E, R>(extra: Layer.Layer<never, E, R>) =>
+  fallback.pipe(Layer.provide(Layer.merge(api, extra)))
+
+/** The API routes and the JSON 404/405 answer for every other path. */
+export const layer = layerWith(Layer.empty)
 
 const encoder = new TextEncoder()
 const constantTimeEquals = (a: string, b: string): boolean => {
