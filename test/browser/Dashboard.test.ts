@@ -7,7 +7,7 @@
  * `test/browser/screenshots/` (git-ignored) for a person to look at.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -75,7 +75,7 @@ const eventRowsAre = async (target: Page, ids: ReadonlyArray<string>) => {
   while (JSON.stringify(await listed()) !== JSON.stringify(ids) && Date.now() < deadline) {
     await target.waitForTimeout(50)
   }
-  assert.deepStrictEqual(await listed(), ids)
+  assert.deepStrictEqual(await listed(), [...ids])
 }
 
 /** Creates an endpoint through the page; answers its id and secret. */
@@ -102,6 +102,9 @@ const ingest = async (endpointId: string, payload: unknown) => {
 }
 
 beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    assert.fail(`No Chromium at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH.`)
+  }
   mkdirSync(SCREENSHOTS, { recursive: true })
   receiver = createServer((request, response) => {
     request.resume()
