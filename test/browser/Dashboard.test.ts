@@ -286,6 +286,14 @@ describe("Dashboard in Chromium", () => {
     await shot("events-filtered")
   })
 
+  it("counts the two accepted events on the overview, not the replay", async () => {
+    await nav(page, "Overview").click()
+    await field(page, "events").getByText("2 of 100,000 included").waitFor()
+    assert.match(await field(page, "overage").textContent() ?? "", /^\s*0\b/)
+    assert.match(await field(page, "period").textContent() ?? "", /UTC/)
+    await shot("overview")
+  })
+
   it("edits an endpoint, disables and enables it, reveals and rotates its secret, and deletes it", async () => {
     const doomed = await createEndpoint(`${receiverUrl}/second`, "Second")
     await page.getByRole("link", { name: "Open the endpoint" }).click()
