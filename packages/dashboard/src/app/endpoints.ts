@@ -245,7 +245,7 @@ const EndpointDetail = ({ endpoint, reload }: { readonly endpoint: Endpoint; rea
         secret.rotated
           ? html`<p role="status">Rotated. The previous secret keeps signing a second webhook-signature for 24 hours.</p>`
           : null
-      }<${Secret} label="Signing secret" value=${secret.value} />`
+      }<${Secret} key=${secret.value} label="Signing secret" value=${secret.value} />`
   }
       <div class="actions">
         ${secret === undefined ? html`<button type="button" onClick=${reveal}>Reveal secret</button>` : null}

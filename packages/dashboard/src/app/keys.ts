@@ -54,7 +54,7 @@ export const KeysPage = ({ signOut }: { readonly signOut: (notice?: string) => v
           <h2 id="new-key-title">Copy your new API key now</h2>
           <p><strong>This is the only time the full key is shown.</strong> Store it somewhere safe; if you lose it,
           create another key and revoke this one.</p>
-          <${Secret} label="New API key" value=${created.key} />
+          <${Secret} key=${created.key} label="New API key" value=${created.key} />
           <div class="actions"><button type="button" onClick=${() =>
         setCreated(undefined)}>I have copied it</button></div>
         </section>`
