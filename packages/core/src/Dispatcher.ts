@@ -69,6 +69,9 @@ export const defaultOptions: DispatcherOptions = {
   userAgent: `PromptJang/${VERSION}`
 }
 
+/** How soon the loop looks again at due work that another worker was claiming when it looked. */
+const CONTENDED_RETRY_MS = 10
+
 /** The current options. */
 export const Options = Context.Reference<DispatcherOptions>("@promptjang/core/Dispatcher/Options", {
   defaultValue: () => defaultOptions
@@ -438,14 +441,19 @@ export const make = Effect.gen(function*() {
       }
       const now = yield* Clock.currentTimeMillis
       const next = yield* queue.nextDueAt
+      // Due work that neither our claim took nor our capacity held back is being claimed by another worker
+      // (rows it locked were skipped), or fell due just now: look again shortly instead of sleeping on it.
+      const contended = !heldBack && Option.isSome(next) && next.value <= now
       const wait = Option.isSome(next) && next.value > now
         ? Math.min(next.value - now, options.fallbackPollMs)
+        : contended
+        ? Math.min(CONTENDED_RETRY_MS, options.fallbackPollMs)
         : options.fallbackPollMs
       waiting = true
       yield* Effect.raceAll([
         queue.awaitSignal(signal),
         dueLater.await(later),
-        ...(heldBack ? [slotFreed.await(local)] : []),
+        ...(heldBack || contended ? [slotFreed.await(local)] : []),
         Effect.sleep(Duration.millis(wait))
       ]).pipe(Effect.ensuring(Effect.sync(() => {
         waiting = false

@@ -10,7 +10,8 @@
  *   record an attempt (attempt numbers never skip or repeat).
  * - Transactions are short and never span an HTTP call.
  * - New work wakes workers through an in-process signal and, on a real
- *   server, one `NOTIFY` per commit that adds due work.
+ *   server, a `NOTIFY` after commits that add due work (coalesced: at most
+ *   one in flight).
  *
  * @since 0.1.0
  */
@@ -31,6 +32,11 @@ export const CHANNEL = "promptjang_work"
 export interface PgBackendOptions {
   /** Writers of the ingest group commit (1 for PGlite, a few for a server). */
   readonly ingestWriters: number
+  /**
+   * Writers of the completion group commit. Nobody waits on a completion but the dispatcher's slot, so
+   * fewer writers (larger batches, fewer commits) cost little.
+   */
+  readonly completionWriters: number
   /** The most events in one ingest transaction. */
   readonly maxIngestBatch: number
   /** Waits one macrotask before taking a batch (PGlite: lets concurrent requests join it). */
@@ -237,11 +243,30 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
     const notifySql = options.notify ? sql`SELECT pg_notify(${CHANNEL}, ${signal.instance})` : undefined
     const notify = notifySql === undefined ? Effect.void : Effect.asVoid(notifySql)
 
+    // Other processes learn of ingested work from a NOTIFY sent after the commit, in its own statement, with
+    // at most one in flight: the notifications of the batches committed meanwhile are coalesced into the next.
+    // A NOTIFY inside each ingest transaction took PostgreSQL's global notify lock at every commit.
+    const ingested = CoreSignal.make()
+    if (notifySql !== undefined) {
+      let sent = 0
+      yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+        yield* ingested.await(sent)
+        sent = ingested.version()
+        yield* notifySql.pipe(
+          Effect.catchCause((cause) =>
+            Effect.logWarning("Could not notify other processes of new work; they find it on their next poll").pipe(
+              Effect.annotateLogs({ cause })
+            )
+          )
+        )
+      })))
+    }
+
     // -- ingest: one transaction per batch --------------------------------------------------------------------
     /**
-     * Writes accepted events, their first deliveries, the usage increments and (when asked) the wake-up
-     * notification in ONE statement: data-modifying CTEs run once each, in one implicit transaction, so a
-     * batch costs one round trip and one commit.
+     * Writes accepted events, their first deliveries and the usage increments in ONE statement:
+     * data-modifying CTEs run once each, in one implicit transaction, so a batch costs one round trip and
+     * one commit.
      */
     const insertAccepted = (accepted: ReadonlyArray<IngestRecord>) => {
       const events = accepted.map((r) => r.event)
@@ -290,7 +315,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
             ON CONFLICT (organization_id, period_start, shard)
             DO UPDATE SET events = usage_counters.events + excluded.events
           )
-          ${options.notify ? sql`SELECT pg_notify(${CHANNEL}, ${signal.instance})` : sql`SELECT 1`}`)
+          SELECT 1`)
     }
 
     /** Claims the idempotency keys of a batch one by one (rare), deciding which records go in. */
@@ -351,7 +376,10 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
         orFail,
         Effect.tap((outcomes) =>
           Effect.sync(() => {
-            if (outcomes.some((o) => o._tag === "Inserted")) signal.bump()
+            if (outcomes.some((o) => o._tag === "Inserted")) {
+              signal.bump()
+              ingested.bump()
+            }
           })
         )
       )
@@ -602,7 +630,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
     const complete = yield* GroupCommit.make({
       write: writeCompletions,
       maxBatch: options.maxIngestBatch,
-      writers: options.ingestWriters,
+      writers: options.completionWriters,
       gather: undefined
     })
 
