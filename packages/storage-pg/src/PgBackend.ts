@@ -270,27 +270,11 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
      */
     const insertAccepted = (accepted: ReadonlyArray<IngestRecord>) => {
       const events = accepted.map((r) => r.event)
-      const counts = new Map<string, { organizationId: string; periodStart: number; events: number }>()
-      for (const record of accepted) {
-        const key = `${record.event.organizationId}\u0000${record.periodStart}`
-        const entry = counts.get(key)
-        if (entry === undefined) {
-          counts.set(key, { organizationId: record.event.organizationId, periodStart: record.periodStart, events: 1 })
-        } else entry.events++
-      }
-      // Sorted, so that concurrent batches lock counter rows in the same order.
-      const sorted = Array.from(counts.values()).sort((a, b) =>
-        a.organizationId < b.organizationId
-          ? -1
-          : a.organizationId > b.organizationId
-          ? 1
-          : a.periodStart - b.periodStart
-      )
+      // The API key check, the inserts and the usage count read the same rows: `input` is materialized once.
+      // Usage rows are upserted in (organization, period) order, so concurrent batches lock them in one order.
       return Effect.flatMap(Random.nextIntBetween(0, USAGE_SHARDS - 1), (shard) =>
-        sql`
-          WITH inserted AS (
-            INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
-                                attempt_count, next_attempt_at, created_at, updated_at)
+        sql<{ id: string }>`
+          WITH input AS (
             SELECT * FROM unnest(
               ${events.map((e) => e.id)}::text[], ${events.map((e) => e.organizationId)}::text[],
               ${events.map((e) => e.endpointId)}::text[], ${nullable(events.map((e) => e.eventType))}::text[],
@@ -299,23 +283,41 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
               ${events.map((e) => e.attemptCount)}::int[],
               ${nullable(events.map((e) => date(e.nextAttemptAt)))}::timestamptz[],
               ${events.map((e) => new Date(e.createdAt))}::timestamptz[],
-              ${events.map((e) => new Date(e.updatedAt))}::timestamptz[]
-            )
+              ${events.map((e) => new Date(e.updatedAt))}::timestamptz[],
+              ${accepted.map((r) => new Date(r.periodStart))}::timestamptz[],
+              ${nullable(accepted.map((r) => r.apiKeyId ?? null))}::text[]
+            ) AS v(id, organization_id, endpoint_id, event_type, body, payload, status, cycle, attempt_count,
+                   next_attempt_at, created_at, updated_at, period_start, api_key_id)
+            WHERE v.api_key_id IS NULL
+               OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = v.api_key_id AND k.revoked_at IS NULL)
+          ), inserted AS (
+            INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
+                                attempt_count, next_attempt_at, created_at, updated_at)
+            SELECT id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
+                   attempt_count, next_attempt_at, created_at, updated_at
+            FROM input
             RETURNING id, endpoint_id, COALESCE(next_attempt_at, created_at) AS due_at
           ), scheduled AS (
             INSERT INTO deliveries (event_id, endpoint_id, available_at)
             SELECT id, endpoint_id, due_at FROM inserted
           ), counted AS (
             INSERT INTO usage_counters (organization_id, period_start, shard, events)
-            SELECT o, p, ${shard}, n FROM unnest(
-              ${sorted.map((c) => c.organizationId)}::text[],
-              ${sorted.map((c) => new Date(c.periodStart))}::timestamptz[],
-              ${sorted.map((c) => c.events)}::bigint[]
-            ) AS v(o, p, n)
+            SELECT organization_id, period_start, ${shard}, count(*) FROM input
+            GROUP BY organization_id, period_start ORDER BY organization_id, period_start
             ON CONFLICT (organization_id, period_start, shard)
             DO UPDATE SET events = usage_counters.events + excluded.events
           )
-          SELECT 1`)
+          SELECT id FROM input`).pipe(Effect.map((rows) => new Set(rows.map((row) => row.id))))
+    }
+
+    /** The API keys of `records` that exist and are not revoked, locked until the transaction ends. */
+    const liveKeys = (records: ReadonlyArray<IngestRecord>) => {
+      const ids = Array.from(new Set(records.flatMap((r) => (r.apiKeyId === undefined ? [] : [r.apiKeyId]))))
+      if (ids.length === 0) return Effect.succeed(new Set<string>())
+      return Effect.map(
+        sql<{ id: string }>`SELECT id FROM api_keys WHERE id = ANY(${ids}::text[]) AND revoked_at IS NULL FOR SHARE`,
+        (rows) => new Set(rows.map((row) => row.id))
+      )
     }
 
     /** Claims the idempotency keys of a batch one by one (rare), deciding which records go in. */
@@ -366,11 +368,19 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
     const writeIngestBatch = (records: ReadonlyArray<IngestRecord>) => {
       const write = records.every((r) => r.idempotency === null)
         // The common case: one statement, its own transaction.
-        ? Effect.as(insertAccepted(records), records.map((): IngestOutcome => ({ _tag: "Inserted" })))
+        ? Effect.map(insertAccepted(records), (inserted) =>
+          records.map((r): IngestOutcome =>
+            inserted.has(r.event.id) ? { _tag: "Inserted" } : { _tag: "KeyRevoked" }
+          ))
         : Effect.gen(function*() {
-          const { accepted, outcomes } = yield* claimKeys(records)
+          // Keys first (locked against a concurrent revoke), so that no idempotency key is claimed for an
+          // event that is then refused.
+          const live = yield* liveKeys(records)
+          const allowed = records.filter((r) => r.apiKeyId === undefined || live.has(r.apiKeyId))
+          const { accepted, outcomes } = yield* claimKeys(allowed)
           if (accepted.length > 0) yield* insertAccepted(accepted)
-          return outcomes
+          const byEvent = new Map(allowed.map((r, i) => [r.event.id, outcomes[i]]))
+          return records.map((r): IngestOutcome => byEvent.get(r.event.id) ?? { _tag: "KeyRevoked" })
         }).pipe(sql.withTransaction)
       return write.pipe(
         orFail,
