@@ -10,8 +10,8 @@
  *   record an attempt (attempt numbers never skip or repeat).
  * - Transactions are short and never span an HTTP call.
  * - New work wakes workers through an in-process signal and, on a real
- *   server, a `NOTIFY` after commits that add due work (coalesced: at most
- *   one in flight).
+ *   server, a `NOTIFY` after commits that add due work (ingest: at most one
+ *   every few milliseconds, shared by the batches committed meanwhile).
  *
  * @since 0.1.0
  */
@@ -20,10 +20,13 @@ import type { ApiKey, Attempt, Endpoint, Event, EventStatus, Organization } from
 import type { ApiKeyId, EndpointId, EventId, OrganizationId } from "@promptjang/core/Ids"
 import type { Claim, Completion, Queue } from "@promptjang/core/Queue"
 import type { IngestOutcome, IngestRecord, Page, PageRequest, Storage } from "@promptjang/core/Storage"
-import { Effect, Option, Random, type Scope } from "effect"
+import { Duration, Effect, Option, Random, type Scope } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { randomUUID } from "node:crypto"
 import * as GroupCommit from "./GroupCommit.ts"
+
+/** The shortest time between two NOTIFYs of ingested work (the most other processes wait to hear of it). */
+const NOTIFY_INTERVAL_MS = 5
 
 /** The channel of new-work notifications. */
 export const CHANNEL = "promptjang_work"
@@ -243,9 +246,10 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
     const notifySql = options.notify ? sql`SELECT pg_notify(${CHANNEL}, ${signal.instance})` : undefined
     const notify = notifySql === undefined ? Effect.void : Effect.asVoid(notifySql)
 
-    // Other processes learn of ingested work from a NOTIFY sent after the commit, in its own statement, with
-    // at most one in flight: the notifications of the batches committed meanwhile are coalesced into the next.
-    // A NOTIFY inside each ingest transaction took PostgreSQL's global notify lock at every commit.
+    // Other processes learn of ingested work from a NOTIFY sent after the commit, in its own statement, at
+    // most one every NOTIFY_INTERVAL_MS: the batches committed meanwhile share the next one. A NOTIFY inside
+    // each ingest transaction took PostgreSQL's global notify lock at every commit, and one per batch cost a
+    // statement per event at moderate rates; this process's own workers are woken in-process at once.
     const ingested = CoreSignal.make()
     if (notifySql !== undefined) {
       let sent = 0
@@ -259,6 +263,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
             )
           )
         )
+        yield* Effect.sleep(Duration.millis(NOTIFY_INTERVAL_MS))
       })))
     }
 
