@@ -378,7 +378,28 @@ export const make = Effect.gen(function*() {
     )
 
   const run = Effect.gen(function*() {
-    const fibers = yield* FiberSet.make<void, never>()
+    const fork = yield* FiberSet.makeRuntime<never, void, never>()
+    const start = (claim: Claim) => {
+      fork(deliverSafely(claim, { endpointId: claim.event.endpointId, endpointHeld: true }))
+    }
+    // Events ingested in this process come straight here while slots are free: leased in the ingest write,
+    // handed over after its commit, with no claim round trip. They leave a quarter of the process's slots
+    // to claims, so that older due work (a backlog, retries, other endpoints) is never starved.
+    const handoffLimit = options.concurrency - refillAt
+    if (queue.attachWorker !== undefined) {
+      yield* queue.attachWorker({
+        leaseMs,
+        reserve: (endpointId) => {
+          const count = perEndpoint.get(endpointId) ?? 0
+          if (inFlight >= handoffLimit || count >= options.perEndpointConcurrency) return false
+          perEndpoint.set(endpointId, count + 1)
+          inFlight++
+          return true
+        },
+        take: start,
+        cancel: (endpointId) => freeSlot({ endpointId, endpointHeld: true })
+      })
+    }
     while (true) {
       const signal = yield* queue.signalVersion
       const local = slotFreed.version()
@@ -422,7 +443,7 @@ export const make = Effect.gen(function*() {
           }
           perEndpoint.set(claim.event.endpointId, count + 1)
           inFlight++
-          yield* FiberSet.run(fibers, deliverSafely(claim, { endpointId: claim.event.endpointId, endpointHeld: true }))
+          start(claim)
         }
         if (taken.length > 0) yield* queue.release(taken)
         if (claims.length > 0 && taken.length === 0 && claims.length === limit) {

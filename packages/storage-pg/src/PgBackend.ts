@@ -18,9 +18,9 @@
 import { Domain, Errors, Ids, Signal as CoreSignal } from "@promptjang/core"
 import type { ApiKey, Attempt, Endpoint, Event, EventStatus, Organization } from "@promptjang/core/Domain"
 import type { ApiKeyId, EndpointId, EventId, OrganizationId } from "@promptjang/core/Ids"
-import type { Claim, Completion, Queue } from "@promptjang/core/Queue"
+import type { Claim, Completion, LocalWorker, Queue } from "@promptjang/core/Queue"
 import type { IngestOutcome, IngestRecord, Page, PageRequest, Storage } from "@promptjang/core/Storage"
-import { Duration, Effect, Option, Random, type Scope } from "effect"
+import { Clock, Duration, Effect, Option, Random, type Scope } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { randomUUID } from "node:crypto"
 import * as GroupCommit from "./GroupCommit.ts"
@@ -55,6 +55,12 @@ export interface Signal extends CoreSignal.Signal {
 
 /** A fresh signal for one process. */
 export const makeSignal = (): Signal => ({ ...CoreSignal.make(), instance: randomUUID() })
+
+/** A delivery leased to the local worker in the ingest write. */
+interface Handoff {
+  readonly lease: string
+  readonly leaseExpiresAt: number
+}
 
 const storageError = (error: SqlError.SqlError): Errors.StorageError =>
   new Errors.StorageError({
@@ -273,8 +279,9 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
      * data-modifying CTEs run once each, in one implicit transaction, so a batch costs one round trip and
      * one commit.
      */
-    const insertAccepted = (accepted: ReadonlyArray<IngestRecord>) => {
+    const insertAccepted = (accepted: ReadonlyArray<IngestRecord>, leases: ReadonlyMap<string, Handoff>) => {
       const events = accepted.map((r) => r.event)
+      const handoffs = events.map((e) => leases.get(e.id))
       // The API key check, the inserts and the usage count read the same rows: `input` is materialized once.
       // Usage rows are upserted in (organization, period) order, so concurrent batches lock them in one order.
       return Effect.flatMap(Random.nextIntBetween(0, USAGE_SHARDS - 1), (shard) =>
@@ -290,9 +297,11 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
               ${events.map((e) => new Date(e.createdAt))}::timestamptz[],
               ${events.map((e) => new Date(e.updatedAt))}::timestamptz[],
               ${accepted.map((r) => new Date(r.periodStart))}::timestamptz[],
-              ${nullable(accepted.map((r) => r.apiKeyId ?? null))}::text[]
+              ${nullable(accepted.map((r) => r.apiKeyId ?? null))}::text[],
+              ${nullable(handoffs.map((h) => h?.lease ?? null))}::text[],
+              ${nullable(handoffs.map((h) => (h === undefined ? null : new Date(h.leaseExpiresAt))))}::timestamptz[]
             ) AS v(id, organization_id, endpoint_id, event_type, body, payload, status, cycle, attempt_count,
-                   next_attempt_at, created_at, updated_at, period_start, api_key_id)
+                   next_attempt_at, created_at, updated_at, period_start, api_key_id, lease, lease_expires_at)
             WHERE v.api_key_id IS NULL
                OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = v.api_key_id AND k.revoked_at IS NULL)
           ), inserted AS (
@@ -303,8 +312,9 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
             FROM input
             RETURNING id, endpoint_id, COALESCE(next_attempt_at, created_at) AS due_at
           ), scheduled AS (
-            INSERT INTO deliveries (event_id, endpoint_id, available_at)
-            SELECT id, endpoint_id, due_at FROM inserted
+            INSERT INTO deliveries (event_id, endpoint_id, available_at, lease)
+            SELECT i.id, i.endpoint_id, COALESCE(v.lease_expires_at, i.due_at), v.lease
+            FROM inserted i JOIN input v ON v.id = i.id
           ), counted AS (
             INSERT INTO usage_counters (organization_id, period_start, shard, events)
             SELECT organization_id, period_start, ${shard}, count(*) FROM input
@@ -370,10 +380,52 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
         return { outcomes, accepted }
       })
 
-    const writeIngestBatch = (records: ReadonlyArray<IngestRecord>) => {
+    // This process's dispatcher, when attached: deliveries of events ingested here are leased to it in the
+    // ingest write and handed over after the commit, without a claim round trip.
+    let localWorker: LocalWorker | undefined
+    const handoffToken = Effect.map(Random.nextIntBetween(0, Number.MAX_SAFE_INTEGER), (n) => n.toString(36))
+
+    /** Reserves the local worker's slots for the records it can take now. */
+    const reserveHandoffs = (records: ReadonlyArray<IngestRecord>) =>
+      Effect.gen(function*() {
+        const worker = localWorker
+        const leases = new Map<string, Handoff>()
+        if (worker === undefined) return { worker, leases }
+        const now = yield* Clock.currentTimeMillis
+        const token = yield* handoffToken
+        for (const record of records) {
+          const dueAt = record.event.nextAttemptAt ?? record.event.createdAt
+          if (dueAt <= now && worker.reserve(record.event.endpointId)) {
+            leases.set(record.event.id, {
+              lease: `${token}:${record.event.id}`,
+              leaseExpiresAt: now + worker.leaseMs
+            })
+          }
+        }
+        return { worker, leases }
+      })
+
+    const writeIngestBatch = (records: ReadonlyArray<IngestRecord>) =>
+      Effect.flatMap(reserveHandoffs(records), ({ leases, worker }) =>
+        writeRecords(records, leases).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              if (worker === undefined || leases.size === 0) return
+              records.forEach((record, i) => {
+                const handoff = leases.get(record.event.id)
+                if (handoff === undefined) return
+                if (exit._tag === "Success" && exit.value[i]?._tag === "Inserted") {
+                  worker.take({ event: record.event, ...handoff })
+                } else worker.cancel(record.event.endpointId)
+              })
+            })
+          )
+        ))
+
+    const writeRecords = (records: ReadonlyArray<IngestRecord>, leases: ReadonlyMap<string, Handoff>) => {
       const write = records.every((r) => r.idempotency === null)
         // The common case: one statement, its own transaction.
-        ? Effect.map(insertAccepted(records), (inserted) =>
+        ? Effect.map(insertAccepted(records, leases), (inserted) =>
           records.map((r): IngestOutcome =>
             inserted.has(r.event.id) ? { _tag: "Inserted" } : { _tag: "KeyRevoked" }
           ))
@@ -383,7 +435,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
           const live = yield* liveKeys(records)
           const allowed = records.filter((r) => r.apiKeyId === undefined || live.has(r.apiKeyId))
           const { accepted, outcomes } = yield* claimKeys(allowed)
-          if (accepted.length > 0) yield* insertAccepted(accepted)
+          if (accepted.length > 0) yield* insertAccepted(accepted, leases)
           const byEvent = new Map(allowed.map((r, i) => [r.event.id, outcomes[i]]))
           return records.map((r): IngestOutcome => byEvent.get(r.event.id) ?? { _tag: "KeyRevoked" })
         }).pipe(sql.withTransaction)
@@ -391,7 +443,8 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
         orFail,
         Effect.tap((outcomes) =>
           Effect.sync(() => {
-            if (outcomes.some((o) => o._tag === "Inserted")) {
+            // Deliveries handed over in-process are leased: nobody else needs to look for them.
+            if (records.some((r, i) => outcomes[i]?._tag === "Inserted" && !leases.has(r.event.id))) {
               signal.bump()
               ingested.bump()
             }
@@ -745,6 +798,16 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
       nextDueAt: orFail(sql<{ at: Date | null }>`SELECT min(available_at) AS at FROM deliveries`).pipe(
         Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]?.at), time))
       ),
+      attachWorker: (worker) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            localWorker = worker
+          }),
+          () =>
+            Effect.sync(() => {
+              if (localWorker === worker) localWorker = undefined
+            })
+        ),
       signalVersion: Effect.sync(signal.version),
       awaitSignal: signal.await,
       stats: orFail(sql<{ pending: bigint; oldest: Date | null }>`

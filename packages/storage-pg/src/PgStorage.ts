@@ -23,7 +23,7 @@ import * as PgBackend from "./PgBackend.ts"
 /** Tuning for a PostgreSQL server: several writers, NOTIFY on. */
 export const serverOptions: PgBackend.PgBackendOptions = {
   ingestWriters: 4,
-  completionWriters: 1,
+  completionWriters: 2,
   maxIngestBatch: 500,
   gatherIngest: false,
   notify: true
