@@ -8,6 +8,7 @@
  *
  * Run: `npm run bench:http` (needs PostgreSQL: PROMPTJANG_BENCH_DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/postgres). Creates and drops its own databases; stops by itself.
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of the PromptJang server there.
  */
 import autocannon from "autocannon"
 import Fastify from "fastify"
@@ -136,7 +137,10 @@ const main = async () => {
     // 3. The PromptJang server on PostgreSQL (API role: ingest only), signed events.
     await admin(`CREATE DATABASE ${serverDb}`)
     const port = 20000 + (process.pid % 10000)
-    const server = spawn(process.execPath, [join(root, "apps/server/src/cli.ts"), "serve"], {
+    const profile = process.env["BENCH_CPU_PROF"] === undefined
+      ? []
+      : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`]
+    const server = spawn(process.execPath, [...profile, join(root, "apps/server/src/cli.ts"), "serve"], {
       env: {
         ...process.env,
         PORT: String(port),

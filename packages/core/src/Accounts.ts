@@ -33,7 +33,11 @@ export interface CreatedApiKey {
 /** Usage of the current period against the plan. */
 export type Usage = ReturnType<typeof Quota.usageSummary>
 
-const unauthorized = new Unauthorized({
+/** How long a principal read for ingest is reused. */
+const INGEST_PRINCIPAL_TTL_MS = 1_000
+
+/** The one refusal of a missing, unknown or revoked API key (every refusal reads the same). */
+export const unauthorized = new Unauthorized({
   message: "Missing or invalid API key: send `Authorization: Bearer pj_live_…` with a key that has not been revoked."
 })
 
@@ -56,6 +60,14 @@ export class Accounts extends Context.Service<Accounts, {
   readonly revokeApiKey: (organizationId: OrganizationId, id: ApiKeyId) => Effect.Effect<void, NotFound | StorageError>
   /** The principal of a bearer token, or Unauthorized. */
   readonly authenticate: (bearer: string | undefined) => Effect.Effect<Principal, Unauthorized | StorageError>
+  /**
+   * The principal of a bearer token as read at most a second ago (revoking a key in this process forgets
+   * it at once). A key revoked by another process may still pass here for that second: use it only where
+   * storage checks the key again in the write itself, as ingest does with `IngestRecord.apiKeyId`.
+   */
+  readonly authenticateForIngest: (
+    bearer: string | undefined
+  ) => Effect.Effect<Principal, Unauthorized | StorageError>
   /** Writes the collected last-use times now. */
   readonly flushLastUsed: Effect.Effect<void, StorageError>
   readonly usage: (organizationId: OrganizationId) => Effect.Effect<Usage, NotFound | StorageError>
@@ -67,6 +79,8 @@ export const make = Effect.gen(function*() {
   const plans = yield* Quota.Plans
   const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
   const lastUsed = new Map<ApiKeyId, number>()
+  // Key hash -> principal, for ingest only (see authenticateForIngest); unknown keys are never kept.
+  const principals = new Map<string, { readonly principal: Principal; readonly readAt: number }>()
 
   const createApiKey = Effect.fn("Accounts.createApiKey")(function*(organizationId: OrganizationId, name: string) {
     const organization = yield* storage.getOrganization(organizationId)
@@ -145,6 +159,9 @@ export const make = Effect.gen(function*() {
     listApiKeys: storage.listApiKeys,
     revokeApiKey: Effect.fn("Accounts.revokeApiKey")(function*(organizationId, id) {
       const found = yield* storage.revokeApiKey(organizationId, id, yield* Clock.currentTimeMillis)
+      for (const [hash, entry] of principals) {
+        if (entry.principal.apiKey.id === id) principals.delete(hash)
+      }
       if (!found) {
         return yield* new NotFound({ resource: "api_key", id, message: `No API key ${id} in this organization.` })
       }
@@ -154,6 +171,25 @@ export const make = Effect.gen(function*() {
       const found = yield* storage.findApiKeyWithOrganization(Signing.hashApiKey(bearer))
       if (Option.isNone(found) || found.value.apiKey.revokedAt !== null) return yield* unauthorized
       lastUsed.set(found.value.apiKey.id, yield* Clock.currentTimeMillis)
+      return found.value
+    }),
+    authenticateForIngest: Effect.fnUntraced(function*(bearer) {
+      if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return yield* unauthorized
+      const hash = Signing.hashApiKey(bearer)
+      const now = yield* Clock.currentTimeMillis
+      const cached = principals.get(hash)
+      if (cached !== undefined && now - cached.readAt < INGEST_PRINCIPAL_TTL_MS) {
+        lastUsed.set(cached.principal.apiKey.id, now)
+        return cached.principal
+      }
+      const found = yield* storage.findApiKeyWithOrganization(hash)
+      if (Option.isNone(found) || found.value.apiKey.revokedAt !== null) {
+        principals.delete(hash)
+        return yield* unauthorized
+      }
+      if (principals.size > 10_000) principals.clear()
+      principals.set(hash, { principal: found.value, readAt: now })
+      lastUsed.set(found.value.apiKey.id, now)
       return found.value
     }),
     flushLastUsed,

@@ -69,6 +69,9 @@ export const defaultOptions: DispatcherOptions = {
   userAgent: `PromptJang/${VERSION}`
 }
 
+/** How soon the loop looks again at due work that another worker was claiming when it looked. */
+const CONTENDED_RETRY_MS = 10
+
 /** The current options. */
 export const Options = Context.Reference<DispatcherOptions>("@promptjang/core/Dispatcher/Options", {
   defaultValue: () => defaultOptions
@@ -182,16 +185,43 @@ export const make = Effect.gen(function*() {
     return endpoint
   })
 
+  // Two counts: requests in flight per endpoint (the cap that protects a receiver) end when the HTTP exchange
+  // ends; deliveries in flight in this process (the global cap, which also bounds how many leases a crash
+  // can strand) end once the attempt is recorded. Recording waits for a group commit, so holding the
+  // endpoint's share through it would cap one endpoint at perEndpointConcurrency / commit time.
   const perEndpoint = new Map<EndpointId, number>()
   let inFlight = 0
+  let finished = 0
   let waiting = false
-  // Wakes the loop when a delivery of ours finishes and frees a slot.
+  // Wakes the loop when a delivery of ours frees a slot (of its endpoint or of the process).
   const slotFreed = Signal.make()
-  const freeSlot = (endpointId: EndpointId) => {
-    inFlight--
+  // Wakes the loop when a delivery of ours is due again later (a retry), which may be sooner than its timer.
+  const dueLater = Signal.make()
+  const freeEndpointSlot = (endpointId: EndpointId) => {
     const count = (perEndpoint.get(endpointId) ?? 1) - 1
     if (count === 0) perEndpoint.delete(endpointId)
     else perEndpoint.set(endpointId, count)
+    slotFreed.bump()
+  }
+  /** One claimed delivery's hold on the slots; each is given back once. */
+  interface Slot {
+    readonly endpointId: EndpointId
+    endpointHeld: boolean
+  }
+  const releaseEndpoint = (slot: Slot) => {
+    if (!slot.endpointHeld) return
+    slot.endpointHeld = false
+    freeEndpointSlot(slot.endpointId)
+  }
+  const freeSlot = (slot: Slot) => {
+    if (slot.endpointHeld) {
+      slot.endpointHeld = false
+      const count = (perEndpoint.get(slot.endpointId) ?? 1) - 1
+      if (count === 0) perEndpoint.delete(slot.endpointId)
+      else perEndpoint.set(slot.endpointId, count)
+    }
+    inFlight--
+    finished++
     slotFreed.bump()
   }
 
@@ -271,6 +301,7 @@ export const make = Effect.gen(function*() {
         return
       }
       const completed = yield* queue.complete(claim, { attempt, state: decided.success.state })
+      if (completed && decided.success.state.nextAttemptAt !== null) dueLater.bump()
       if (!completed) {
         yield* Effect.logDebug("Lease lost before completion; another worker owns this delivery").pipe(
           Effect.annotateLogs({ event_id: claim.event.id })
@@ -287,7 +318,7 @@ export const make = Effect.gen(function*() {
     }
   )
 
-  const deliver = Effect.fnUntraced(function*(claim: Claim) {
+  const deliver = Effect.fnUntraced(function*(claim: Claim, slot: Slot) {
     const event = claim.event
     const start = yield* Clock.currentTimeMillis
     const found = yield* findEndpoint(event.endpointId, start)
@@ -297,12 +328,14 @@ export const make = Effect.gen(function*() {
     const endpoint = found.value
     if (!endpoint.enabled) {
       yield* queue.reschedule(claim, start + options.disabledRecheckMs)
+      dueLater.bump()
       return
     }
     const number = event.attemptCount + 1
     const startedAt = yield* Clock.currentTimeMillis
     const response = yield* send(endpoint, event, number, start)
     const end = yield* Clock.currentTimeMillis
+    releaseEndpoint(slot)
     const succeeded = response.statusCode !== null && response.statusCode >= 200 && response.statusCode < 300
     const attempt: Attempt = {
       id: yield* withEntropy(Ids.makeAttemptId),
@@ -331,8 +364,8 @@ export const make = Effect.gen(function*() {
     }, attempt)
   })
 
-  const deliverSafely = (claim: Claim) =>
-    deliver(claim).pipe(
+  const deliverSafely = (claim: Claim, slot: Slot) =>
+    deliver(claim, slot).pipe(
       Effect.catchCause((cause) =>
         Cause.hasInterruptsOnly(cause)
           ? Effect.interrupt
@@ -341,17 +374,40 @@ export const make = Effect.gen(function*() {
           )
       ),
       Effect.onInterrupt(() => Effect.ignore(queue.release([claim]))),
-      Effect.ensuring(Effect.sync(() => freeSlot(claim.event.endpointId)))
+      Effect.ensuring(Effect.sync(() => freeSlot(slot)))
     )
 
   const run = Effect.gen(function*() {
-    const fibers = yield* FiberSet.make<void, never>()
+    const fork = yield* FiberSet.makeRuntime<never, void, never>()
+    const start = (claim: Claim) => {
+      fork(deliverSafely(claim, { endpointId: claim.event.endpointId, endpointHeld: true }))
+    }
+    // Events ingested in this process come straight here while slots are free: leased in the ingest write,
+    // handed over after its commit, with no claim round trip. They leave a quarter of the process's slots
+    // to claims, so that older due work (a backlog, retries, other endpoints) is never starved.
+    const handoffLimit = options.concurrency - refillAt
+    if (queue.attachWorker !== undefined) {
+      yield* queue.attachWorker({
+        leaseMs,
+        reserve: (endpointId) => {
+          const count = perEndpoint.get(endpointId) ?? 0
+          if (inFlight >= handoffLimit || count >= options.perEndpointConcurrency) return false
+          perEndpoint.set(endpointId, count + 1)
+          inFlight++
+          return true
+        },
+        take: start,
+        cancel: (endpointId) => freeSlot({ endpointId, endpointHeld: true })
+      })
+    }
     while (true) {
       const signal = yield* queue.signalVersion
       const local = slotFreed.version()
+      const later = dueLater.version()
       const free = options.concurrency - inFlight
       const worthClaiming = free > 0 && (inFlight === 0 || free >= refillAt)
-      let claimed = 0
+      // Whether our own capacity (not the queue) held work back: only then can a freed slot make more claimable.
+      let heldBack = !worthClaiming
       if (worthClaiming) {
         const excludeEndpoints: Array<EndpointId> = []
         const endpointLimits = new Map<EndpointId, number>()
@@ -360,15 +416,23 @@ export const make = Effect.gen(function*() {
           else endpointLimits.set(id, options.perEndpointConcurrency - n)
         }
         const now = yield* Clock.currentTimeMillis
+        const limit = Math.min(free, options.batchSize)
         const claims = yield* queue.claimDue({
           now,
-          limit: Math.min(free, options.batchSize),
+          limit,
           leaseMs,
           excludeEndpoints,
           maxPerEndpoint: options.perEndpointConcurrency,
           endpointLimits
         })
-        claimed = claims.length
+        // An endpoint that got as many as it was allowed may have more due: a freed slot of its own must wake us.
+        const got = new Map<EndpointId, number>()
+        for (const claim of claims) {
+          const id = claim.event.endpointId
+          const n = (got.get(id) ?? 0) + 1
+          got.set(id, n)
+          if (n >= (endpointLimits.get(id) ?? options.perEndpointConcurrency)) heldBack = true
+        }
         const taken: Array<Claim> = []
         for (const claim of claims) {
           const count = perEndpoint.get(claim.event.endpointId) ?? 0
@@ -379,23 +443,38 @@ export const make = Effect.gen(function*() {
           }
           perEndpoint.set(claim.event.endpointId, count + 1)
           inFlight++
-          yield* FiberSet.run(fibers, deliverSafely(claim))
+          start(claim)
         }
         if (taken.length > 0) yield* queue.release(taken)
-        if (claimed > 0 && taken.length === 0 && claimed === Math.min(free, options.batchSize)) {
+        if (claims.length > 0 && taken.length === 0 && claims.length === limit) {
           yield* Effect.yieldNow
           continue
         }
+        if (excludeEndpoints.length > 0 || taken.length > 0) heldBack = true
+      }
+      if (!worthClaiming) {
+        waiting = true
+        // Too few free slots to be worth a claim: deliveries are in flight, and the next one to finish wakes us.
+        yield* slotFreed.await(local).pipe(Effect.ensuring(Effect.sync(() => {
+          waiting = false
+        })))
+        continue
       }
       const now = yield* Clock.currentTimeMillis
       const next = yield* queue.nextDueAt
+      // Due work that neither our claim took nor our capacity held back is being claimed by another worker
+      // (rows it locked were skipped), or fell due just now: look again shortly instead of sleeping on it.
+      const contended = !heldBack && Option.isSome(next) && next.value <= now
       const wait = Option.isSome(next) && next.value > now
         ? Math.min(next.value - now, options.fallbackPollMs)
+        : contended
+        ? Math.min(CONTENDED_RETRY_MS, options.fallbackPollMs)
         : options.fallbackPollMs
       waiting = true
       yield* Effect.raceAll([
-        ...(worthClaiming ? [queue.awaitSignal(signal)] : []),
-        slotFreed.await(local),
+        queue.awaitSignal(signal),
+        dueLater.await(later),
+        ...(heldBack || contended ? [slotFreed.await(local)] : []),
         Effect.sleep(Duration.millis(wait))
       ]).pipe(Effect.ensuring(Effect.sync(() => {
         waiting = false
@@ -405,7 +484,7 @@ export const make = Effect.gen(function*() {
 
   return Dispatcher.of({
     run: Effect.scoped(run),
-    status: Effect.sync(() => ({ inFlight, waiting, finished: slotFreed.version() }))
+    status: Effect.sync(() => ({ inFlight, waiting, finished }))
   })
 })
 

@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { Clock, Context, Effect, Layer, Metric, Option, Result, Schema } from "effect"
-import { Accounts, type Principal } from "./Accounts.ts"
+import { Accounts, type Principal, unauthorized } from "./Accounts.ts"
 import type { Endpoint, Event } from "./Domain.ts"
 import * as Endpoints from "./Endpoints.ts"
 import * as Entropy from "./Entropy.ts"
@@ -107,7 +107,7 @@ export const parsePayload = (
 export class Ingestion extends Context.Service<Ingestion, {
   /** Accepts an event for an authenticated organization. */
   readonly accept: (principal: Principal, request: IngestRequest) => Effect.Effect<IngestResult, IngestError>
-  /** Authenticates the bearer API key, then accepts. */
+  /** Authenticates the bearer API key (see `Accounts.authenticateForIngest`), then accepts. */
   readonly ingest: (bearer: string | undefined, request: IngestRequest) => Effect.Effect<IngestResult, IngestError>
 }>()("@promptjang/core/Ingestion") {}
 
@@ -190,11 +190,14 @@ export const make = Effect.gen(function*() {
     }
     const outcome = yield* storage.ingest({
       event,
+      // Checked again in the write: the principal may come from a cache (Accounts.authenticateForIngest).
+      apiKeyId: principal.apiKey.id,
       periodStart: Quota.periodOf(now).start,
       idempotency: request.idempotencyKey === undefined
         ? null
         : { key: request.idempotencyKey, bodyHash, expiresAt: now + IDEMPOTENCY_WINDOW_MS }
     })
+    if (outcome._tag === "KeyRevoked") return yield* unauthorized
     if (outcome._tag === "Duplicate") {
       if (outcome.bodyHash !== bodyHash) {
         return yield* new IdempotencyConflict({
@@ -213,7 +216,7 @@ export const make = Effect.gen(function*() {
   return Ingestion.of({
     accept,
     ingest: (bearer, request) =>
-      Effect.flatMap(accounts.authenticate(bearer), (principal) => accept(principal, request))
+      Effect.flatMap(accounts.authenticateForIngest(bearer), (principal) => accept(principal, request))
   })
 })
 

@@ -188,8 +188,12 @@ export const makeStorage: Effect.Effect<Storage["Service"], never, MemoryStore> 
         return Option.some(failed)
       }),
 
-    ingest: ({ event, idempotency, periodStart }) =>
+    ingest: ({ apiKeyId, event, idempotency, periodStart }) =>
       Effect.sync(() => {
+        if (apiKeyId !== undefined) {
+          const key = t.apiKeys.get(apiKeyId)
+          if (key === undefined || key.revokedAt !== null) return { _tag: "KeyRevoked" } as const
+        }
         if (idempotency !== null) {
           const key = idempotencyKey(event.organizationId, idempotency.key)
           const existing = t.idempotency.get(key)

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Context, type Effect, Layer, type Option } from "effect"
+import { Context, type Effect, Layer, type Option, type Scope } from "effect"
 import type { Attempt, Event, EventState } from "./Domain.ts"
 import type { StorageError } from "./Errors.ts"
 import type { EndpointId, EventId, OrganizationId } from "./Ids.ts"
@@ -56,6 +56,22 @@ export interface ScheduleRequest {
   readonly state: EventState
 }
 
+/**
+ * A dispatcher in this process that takes deliveries of events as they are ingested here (see
+ * {@link Queue} `attachWorker`): the ingest write leases the delivery to it, and the claim is handed over
+ * in-process after the commit, without a claim round trip.
+ */
+export interface LocalWorker {
+  /** The lease given to a handed-over delivery. */
+  readonly leaseMs: number
+  /** Asked before the write: true reserves a slot for a delivery to `endpointId` (false: it is queued as usual). */
+  readonly reserve: (endpointId: EndpointId) => boolean
+  /** After the commit: the claim of a reserved delivery, to deliver. */
+  readonly take: (claim: Claim) => void
+  /** The reserved delivery was not stored (a refusal, a duplicate, a failed write): give its slot back. */
+  readonly cancel: (endpointId: EndpointId) => void
+}
+
 /** Queue depth, for metrics. */
 export interface QueueStats {
   readonly pending: number
@@ -81,6 +97,11 @@ export class Queue extends Context.Service<Queue, {
   /** Completes when new work was signalled after `version` (at once if it already was). */
   readonly awaitSignal: (version: number) => Effect.Effect<void>
   readonly stats: Effect.Effect<QueueStats, StorageError>
+  /**
+   * Optional: attaches this process's dispatcher for the lifetime of the scope, so that events ingested
+   * through the same backend reach it without a claim. Backends without it are claimed as usual.
+   */
+  readonly attachWorker?: ((worker: LocalWorker) => Effect.Effect<void, never, Scope.Scope>) | undefined
 }>()("@promptjang/core/Queue") {}
 
 /** Queue over a {@link MemoryStore.MemoryStore}; pair it with `Storage.layerMemory` on the same store. */

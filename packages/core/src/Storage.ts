@@ -49,12 +49,22 @@ export interface IngestRecord {
   /** The start of the usage period the event counts in. */
   readonly periodStart: number
   readonly idempotency: IdempotencyRecord | null
+  /**
+   * The API key the event came with: when given, the event is stored only if that key exists and is not
+   * revoked at the moment of the write (checked in the same atomic write), so a key revoked by any process
+   * is refused even when the caller authenticated it from a cache.
+   */
+  readonly apiKeyId?: ApiKeyId | undefined
 }
 
-/** The result of an ingest: stored, or the event an earlier request with the same idempotency key stored. */
+/**
+ * The result of an ingest: stored, the event an earlier request with the same idempotency key stored, or
+ * nothing stored because `apiKeyId` was revoked (or deleted).
+ */
 export type IngestOutcome =
   | { readonly _tag: "Inserted" }
   | { readonly _tag: "Duplicate"; readonly eventId: EventId; readonly bodyHash: string }
+  | { readonly _tag: "KeyRevoked" }
 
 /** Fields an endpoint update may change. */
 export interface EndpointPatch {

@@ -207,7 +207,8 @@ export const api = Layer.merge(
 
     const ingest = guarded(Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const principal: Principal = yield* authenticate
+      // The key is checked again in the write that stores the event, so a cached principal is safe here.
+      const principal: Principal = yield* accounts.authenticateForIngest(bearerOf(request))
       if (!isJson(request)) return yield* unsupportedMediaType(request)
       const plan = yield* Quota.effectivePlan(plans, principal.organization.plan)
       const body = yield* readBytes(request, plan.maxPayloadBytes)

@@ -10,19 +10,23 @@
  *   record an attempt (attempt numbers never skip or repeat).
  * - Transactions are short and never span an HTTP call.
  * - New work wakes workers through an in-process signal and, on a real
- *   server, one `NOTIFY` per commit that adds due work.
+ *   server, a `NOTIFY` after commits that add due work (ingest: at most one
+ *   every few milliseconds, shared by the batches committed meanwhile).
  *
  * @since 0.1.0
  */
 import { Domain, Errors, Ids, Signal as CoreSignal } from "@promptjang/core"
 import type { ApiKey, Attempt, Endpoint, Event, EventStatus, Organization } from "@promptjang/core/Domain"
 import type { ApiKeyId, EndpointId, EventId, OrganizationId } from "@promptjang/core/Ids"
-import type { Claim, Completion, Queue } from "@promptjang/core/Queue"
+import type { Claim, Completion, LocalWorker, Queue } from "@promptjang/core/Queue"
 import type { IngestOutcome, IngestRecord, Page, PageRequest, Storage } from "@promptjang/core/Storage"
-import { Effect, Option, Random, type Scope } from "effect"
+import { Clock, Duration, Effect, Option, Random, type Scope } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { randomUUID } from "node:crypto"
 import * as GroupCommit from "./GroupCommit.ts"
+
+/** The shortest time between two NOTIFYs of ingested work (the most other processes wait to hear of it). */
+const NOTIFY_INTERVAL_MS = 5
 
 /** The channel of new-work notifications. */
 export const CHANNEL = "promptjang_work"
@@ -31,6 +35,11 @@ export const CHANNEL = "promptjang_work"
 export interface PgBackendOptions {
   /** Writers of the ingest group commit (1 for PGlite, a few for a server). */
   readonly ingestWriters: number
+  /**
+   * Writers of the completion group commit. Nobody waits on a completion but the dispatcher's slot, so
+   * fewer writers (larger batches, fewer commits) cost little.
+   */
+  readonly completionWriters: number
   /** The most events in one ingest transaction. */
   readonly maxIngestBatch: number
   /** Waits one macrotask before taking a batch (PGlite: lets concurrent requests join it). */
@@ -46,6 +55,12 @@ export interface Signal extends CoreSignal.Signal {
 
 /** A fresh signal for one process. */
 export const makeSignal = (): Signal => ({ ...CoreSignal.make(), instance: randomUUID() })
+
+/** A delivery leased to the local worker in the ingest write. */
+interface Handoff {
+  readonly lease: string
+  readonly leaseExpiresAt: number
+}
 
 const storageError = (error: SqlError.SqlError): Errors.StorageError =>
   new Errors.StorageError({
@@ -237,35 +252,41 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
     const notifySql = options.notify ? sql`SELECT pg_notify(${CHANNEL}, ${signal.instance})` : undefined
     const notify = notifySql === undefined ? Effect.void : Effect.asVoid(notifySql)
 
+    // Other processes learn of ingested work from a NOTIFY sent after the commit, in its own statement, at
+    // most one every NOTIFY_INTERVAL_MS: the batches committed meanwhile share the next one. A NOTIFY inside
+    // each ingest transaction took PostgreSQL's global notify lock at every commit, and one per batch cost a
+    // statement per event at moderate rates; this process's own workers are woken in-process at once.
+    const ingested = CoreSignal.make()
+    if (notifySql !== undefined) {
+      let sent = 0
+      yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+        yield* ingested.await(sent)
+        sent = ingested.version()
+        yield* notifySql.pipe(
+          Effect.catchCause((cause) =>
+            Effect.logWarning("Could not notify other processes of new work; they find it on their next poll").pipe(
+              Effect.annotateLogs({ cause })
+            )
+          )
+        )
+        yield* Effect.sleep(Duration.millis(NOTIFY_INTERVAL_MS))
+      })))
+    }
+
     // -- ingest: one transaction per batch --------------------------------------------------------------------
     /**
-     * Writes accepted events, their first deliveries, the usage increments and (when asked) the wake-up
-     * notification in ONE statement: data-modifying CTEs run once each, in one implicit transaction, so a
-     * batch costs one round trip and one commit.
+     * Writes accepted events, their first deliveries and the usage increments in ONE statement:
+     * data-modifying CTEs run once each, in one implicit transaction, so a batch costs one round trip and
+     * one commit.
      */
-    const insertAccepted = (accepted: ReadonlyArray<IngestRecord>) => {
+    const insertAccepted = (accepted: ReadonlyArray<IngestRecord>, leases: ReadonlyMap<string, Handoff>) => {
       const events = accepted.map((r) => r.event)
-      const counts = new Map<string, { organizationId: string; periodStart: number; events: number }>()
-      for (const record of accepted) {
-        const key = `${record.event.organizationId}\u0000${record.periodStart}`
-        const entry = counts.get(key)
-        if (entry === undefined) {
-          counts.set(key, { organizationId: record.event.organizationId, periodStart: record.periodStart, events: 1 })
-        } else entry.events++
-      }
-      // Sorted, so that concurrent batches lock counter rows in the same order.
-      const sorted = Array.from(counts.values()).sort((a, b) =>
-        a.organizationId < b.organizationId
-          ? -1
-          : a.organizationId > b.organizationId
-          ? 1
-          : a.periodStart - b.periodStart
-      )
+      const handoffs = events.map((e) => leases.get(e.id))
+      // The API key check, the inserts and the usage count read the same rows: `input` is materialized once.
+      // Usage rows are upserted in (organization, period) order, so concurrent batches lock them in one order.
       return Effect.flatMap(Random.nextIntBetween(0, USAGE_SHARDS - 1), (shard) =>
-        sql`
-          WITH inserted AS (
-            INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
-                                attempt_count, next_attempt_at, created_at, updated_at)
+        sql<{ id: string }>`
+          WITH input AS (
             SELECT * FROM unnest(
               ${events.map((e) => e.id)}::text[], ${events.map((e) => e.organizationId)}::text[],
               ${events.map((e) => e.endpointId)}::text[], ${nullable(events.map((e) => e.eventType))}::text[],
@@ -274,23 +295,44 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
               ${events.map((e) => e.attemptCount)}::int[],
               ${nullable(events.map((e) => date(e.nextAttemptAt)))}::timestamptz[],
               ${events.map((e) => new Date(e.createdAt))}::timestamptz[],
-              ${events.map((e) => new Date(e.updatedAt))}::timestamptz[]
-            )
+              ${events.map((e) => new Date(e.updatedAt))}::timestamptz[],
+              ${accepted.map((r) => new Date(r.periodStart))}::timestamptz[],
+              ${nullable(accepted.map((r) => r.apiKeyId ?? null))}::text[],
+              ${nullable(handoffs.map((h) => h?.lease ?? null))}::text[],
+              ${nullable(handoffs.map((h) => (h === undefined ? null : new Date(h.leaseExpiresAt))))}::timestamptz[]
+            ) AS v(id, organization_id, endpoint_id, event_type, body, payload, status, cycle, attempt_count,
+                   next_attempt_at, created_at, updated_at, period_start, api_key_id, lease, lease_expires_at)
+            WHERE v.api_key_id IS NULL
+               OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = v.api_key_id AND k.revoked_at IS NULL)
+          ), inserted AS (
+            INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
+                                attempt_count, next_attempt_at, created_at, updated_at)
+            SELECT id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
+                   attempt_count, next_attempt_at, created_at, updated_at
+            FROM input
             RETURNING id, endpoint_id, COALESCE(next_attempt_at, created_at) AS due_at
           ), scheduled AS (
-            INSERT INTO deliveries (event_id, endpoint_id, available_at)
-            SELECT id, endpoint_id, due_at FROM inserted
+            INSERT INTO deliveries (event_id, endpoint_id, available_at, lease)
+            SELECT i.id, i.endpoint_id, COALESCE(v.lease_expires_at, i.due_at), v.lease
+            FROM inserted i JOIN input v ON v.id = i.id
           ), counted AS (
             INSERT INTO usage_counters (organization_id, period_start, shard, events)
-            SELECT o, p, ${shard}, n FROM unnest(
-              ${sorted.map((c) => c.organizationId)}::text[],
-              ${sorted.map((c) => new Date(c.periodStart))}::timestamptz[],
-              ${sorted.map((c) => c.events)}::bigint[]
-            ) AS v(o, p, n)
+            SELECT organization_id, period_start, ${shard}, count(*) FROM input
+            GROUP BY organization_id, period_start ORDER BY organization_id, period_start
             ON CONFLICT (organization_id, period_start, shard)
             DO UPDATE SET events = usage_counters.events + excluded.events
           )
-          ${options.notify ? sql`SELECT pg_notify(${CHANNEL}, ${signal.instance})` : sql`SELECT 1`}`)
+          SELECT id FROM input`).pipe(Effect.map((rows) => new Set(rows.map((row) => row.id))))
+    }
+
+    /** The API keys of `records` that exist and are not revoked, locked until the transaction ends. */
+    const liveKeys = (records: ReadonlyArray<IngestRecord>) => {
+      const ids = Array.from(new Set(records.flatMap((r) => (r.apiKeyId === undefined ? [] : [r.apiKeyId]))))
+      if (ids.length === 0) return Effect.succeed(new Set<string>())
+      return Effect.map(
+        sql<{ id: string }>`SELECT id FROM api_keys WHERE id = ANY(${ids}::text[]) AND revoked_at IS NULL FOR SHARE`,
+        (rows) => new Set(rows.map((row) => row.id))
+      )
     }
 
     /** Claims the idempotency keys of a batch one by one (rare), deciding which records go in. */
@@ -338,20 +380,74 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
         return { outcomes, accepted }
       })
 
-    const writeIngestBatch = (records: ReadonlyArray<IngestRecord>) => {
+    // This process's dispatcher, when attached: deliveries of events ingested here are leased to it in the
+    // ingest write and handed over after the commit, without a claim round trip.
+    let localWorker: LocalWorker | undefined
+    const handoffToken = Effect.map(Random.nextIntBetween(0, Number.MAX_SAFE_INTEGER), (n) => n.toString(36))
+
+    /** Reserves the local worker's slots for the records it can take now. */
+    const reserveHandoffs = (records: ReadonlyArray<IngestRecord>) =>
+      Effect.gen(function*() {
+        const worker = localWorker
+        const leases = new Map<string, Handoff>()
+        if (worker === undefined) return { worker, leases }
+        const now = yield* Clock.currentTimeMillis
+        const token = yield* handoffToken
+        for (const record of records) {
+          const dueAt = record.event.nextAttemptAt ?? record.event.createdAt
+          if (dueAt <= now && worker.reserve(record.event.endpointId)) {
+            leases.set(record.event.id, {
+              lease: `${token}:${record.event.id}`,
+              leaseExpiresAt: now + worker.leaseMs
+            })
+          }
+        }
+        return { worker, leases }
+      })
+
+    const writeIngestBatch = (records: ReadonlyArray<IngestRecord>) =>
+      Effect.flatMap(reserveHandoffs(records), ({ leases, worker }) =>
+        writeRecords(records, leases).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => {
+              if (worker === undefined || leases.size === 0) return
+              records.forEach((record, i) => {
+                const handoff = leases.get(record.event.id)
+                if (handoff === undefined) return
+                if (exit._tag === "Success" && exit.value[i]?._tag === "Inserted") {
+                  worker.take({ event: record.event, ...handoff })
+                } else worker.cancel(record.event.endpointId)
+              })
+            })
+          )
+        ))
+
+    const writeRecords = (records: ReadonlyArray<IngestRecord>, leases: ReadonlyMap<string, Handoff>) => {
       const write = records.every((r) => r.idempotency === null)
         // The common case: one statement, its own transaction.
-        ? Effect.as(insertAccepted(records), records.map((): IngestOutcome => ({ _tag: "Inserted" })))
+        ? Effect.map(insertAccepted(records, leases), (inserted) =>
+          records.map((r): IngestOutcome =>
+            inserted.has(r.event.id) ? { _tag: "Inserted" } : { _tag: "KeyRevoked" }
+          ))
         : Effect.gen(function*() {
-          const { accepted, outcomes } = yield* claimKeys(records)
-          if (accepted.length > 0) yield* insertAccepted(accepted)
-          return outcomes
+          // Keys first (locked against a concurrent revoke), so that no idempotency key is claimed for an
+          // event that is then refused.
+          const live = yield* liveKeys(records)
+          const allowed = records.filter((r) => r.apiKeyId === undefined || live.has(r.apiKeyId))
+          const { accepted, outcomes } = yield* claimKeys(allowed)
+          if (accepted.length > 0) yield* insertAccepted(accepted, leases)
+          const byEvent = new Map(allowed.map((r, i) => [r.event.id, outcomes[i]]))
+          return records.map((r): IngestOutcome => byEvent.get(r.event.id) ?? { _tag: "KeyRevoked" })
         }).pipe(sql.withTransaction)
       return write.pipe(
         orFail,
         Effect.tap((outcomes) =>
           Effect.sync(() => {
-            if (outcomes.some((o) => o._tag === "Inserted")) signal.bump()
+            // Deliveries handed over in-process are leased: nobody else needs to look for them.
+            if (records.some((r, i) => outcomes[i]?._tag === "Inserted" && !leases.has(r.event.id))) {
+              signal.bump()
+              ingested.bump()
+            }
           })
         )
       )
@@ -602,7 +698,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
     const complete = yield* GroupCommit.make({
       write: writeCompletions,
       maxBatch: options.maxIngestBatch,
-      writers: options.ingestWriters,
+      writers: options.completionWriters,
       gather: undefined
     })
 
@@ -643,9 +739,27 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
           const excluded = excludeEndpoints ?? []
           const perEndpoint = maxPerEndpoint ?? limit
           const limited = Array.from(endpointLimits ?? [])
-          // Rank a window of due rows per endpoint without locking, then lock what to take, skipping rows
-          // that other workers hold; FOR UPDATE cannot sit beside a window function in one SELECT.
-          const rows = yield* sql<EventRow & { lease: string }>`
+          // When no endpoint may take fewer than the whole claim, the per-endpoint caps cannot bind: take the
+          // earliest due rows straight from the index, skipping (and replacing) rows other workers hold.
+          const capsBind = perEndpoint < limit || limited.some(([, cap]) => cap < limit)
+          const rows = !capsBind
+            ? yield* sql<EventRow & { lease: string }>`
+            WITH picked AS (
+              SELECT event_id FROM deliveries
+              WHERE available_at <= ${new Date(now)}
+              ${excluded.length === 0 ? sql`` : sql`AND endpoint_id <> ALL(${excluded}::text[])`}
+              ORDER BY available_at LIMIT ${limit}
+              FOR UPDATE SKIP LOCKED
+            ), leased AS (
+              UPDATE deliveries d SET lease = ${token} || ':' || d.event_id, available_at = ${new Date(now + leaseMs)}
+              FROM picked p WHERE d.event_id = p.event_id
+              RETURNING d.event_id, d.lease
+            )
+            SELECT ${sql.unsafe(EVENT_COLUMNS)}, l.lease FROM leased l JOIN events e ON e.id = l.event_id
+            ORDER BY e.id`
+            // Otherwise rank a window of due rows per endpoint without locking, then lock what to take,
+            // skipping rows that other workers hold; FOR UPDATE cannot sit beside a window function.
+            : yield* sql<EventRow & { lease: string }>`
             WITH window_rows AS (
               SELECT event_id, endpoint_id, available_at FROM deliveries
               WHERE available_at <= ${new Date(now)}
@@ -658,12 +772,12 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
             ), chosen AS (
               SELECT event_id FROM ranked r
               ${
-            limited.length === 0
-              ? sql`WHERE r.rank <= ${perEndpoint}`
-              : sql`LEFT JOIN unnest(${limited.map(([id]) => id)}::text[], ${limited.map(([, n]) => n)}::int[])
+              limited.length === 0
+                ? sql`WHERE r.rank <= ${perEndpoint}`
+                : sql`LEFT JOIN unnest(${limited.map(([id]) => id)}::text[], ${limited.map(([, n]) => n)}::int[])
                       AS l(endpoint_id, cap) ON l.endpoint_id = r.endpoint_id
                     WHERE r.rank <= COALESCE(l.cap, ${perEndpoint})`
-          }
+            }
               ORDER BY available_at LIMIT ${limit}
             ), picked AS (
               SELECT d.event_id FROM deliveries d
@@ -702,6 +816,16 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
       nextDueAt: orFail(sql<{ at: Date | null }>`SELECT min(available_at) AS at FROM deliveries`).pipe(
         Effect.map((rows) => Option.map(Option.fromNullishOr(rows[0]?.at), time))
       ),
+      attachWorker: (worker) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            localWorker = worker
+          }),
+          () =>
+            Effect.sync(() => {
+              if (localWorker === worker) localWorker = undefined
+            })
+        ),
       signalVersion: Effect.sync(signal.version),
       awaitSignal: signal.await,
       stats: orFail(sql<{ pending: bigint; oldest: Date | null }>`

@@ -23,6 +23,7 @@ import * as PgBackend from "./PgBackend.ts"
 /** Tuning for a PostgreSQL server: several writers, NOTIFY on. */
 export const serverOptions: PgBackend.PgBackendOptions = {
   ingestWriters: 4,
+  completionWriters: 2,
   maxIngestBatch: 500,
   gatherIngest: false,
   notify: true
@@ -31,6 +32,7 @@ export const serverOptions: PgBackend.PgBackendOptions = {
 /** Tuning for PGlite: one writer that gathers a macrotask's worth of requests, no NOTIFY. */
 export const pgliteOptions: PgBackend.PgBackendOptions = {
   ingestWriters: 1,
+  completionWriters: 1,
   maxIngestBatch: 500,
   gatherIngest: true,
   notify: false

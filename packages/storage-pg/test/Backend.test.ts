@@ -10,7 +10,7 @@ import * as Fixtures from "@promptjang/core/conformance/fixtures"
 import type { Endpoint, Event } from "@promptjang/core/Domain"
 import type { StorageError } from "@promptjang/core/Errors"
 import type { IngestOutcome } from "@promptjang/core/Storage"
-import { Context, Effect, Exit, Fiber, Layer, Redacted, Schedule, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Option, Redacted, Schedule, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -113,6 +113,67 @@ const temporaryDir = Effect.acquireRelease(
 )
 
 describe("Backend on PGlite", () => {
+  it.live(
+    "hands the delivery of an event ingested here to the attached worker, leased; refused events give their slot back",
+    () =>
+      Effect.gen(function*() {
+        const backend = yield* pgliteBackend
+        const { endpoint, organization } = yield* seedTenant(backend.storage)
+        const live = Fixtures.makeApiKey(organization.id, { at: NOW })
+        const revoked = Fixtures.makeApiKey(organization.id, { at: NOW + 1 })
+        yield* backend.storage.createApiKey(live)
+        yield* backend.storage.createApiKey(revoked)
+        yield* backend.storage.revokeApiKey(organization.id, revoked.id, NOW)
+        const attach = backend.queue.attachWorker
+        assert.isDefined(attach)
+        if (attach === undefined) return
+        const taken: Array<Queue.Claim> = []
+        const cancelled: Array<string> = []
+        let slots = 2
+        yield* attach({
+          leaseMs: HOUR,
+          reserve: () => slots-- > 0,
+          take: (claim) => taken.push(claim),
+          cancel: (endpointId) => cancelled.push(endpointId)
+        })
+
+        const handed = Fixtures.makeEvent(endpoint, { at: NOW })
+        const refused = Fixtures.makeEvent(endpoint, { at: NOW + 1 })
+        const queued = Fixtures.makeEvent(endpoint, { at: NOW + 2 })
+        assert.deepStrictEqual(
+          yield* backend.storage.ingest(Fixtures.makeIngestRecord(handed, { apiKeyId: live.id })),
+          { _tag: "Inserted" }
+        )
+        assert.deepStrictEqual(
+          yield* backend.storage.ingest(Fixtures.makeIngestRecord(refused, { apiKeyId: revoked.id })),
+          { _tag: "KeyRevoked" }
+        )
+        // No slot left: this one is queued for a claim as usual.
+        assert.deepStrictEqual(
+          yield* backend.storage.ingest(Fixtures.makeIngestRecord(queued, { apiKeyId: live.id })),
+          { _tag: "Inserted" }
+        )
+        assert.deepStrictEqual(taken.map((claim) => claim.event.id), [handed.id])
+        assert.deepStrictEqual(cancelled, [endpoint.id])
+
+        // The handed-over delivery is leased: a claim finds only the queued one.
+        const now = yield* Clock.currentTimeMillis
+        const claims = yield* backend.queue.claimDue({ now, limit: 10, leaseMs: HOUR })
+        assert.deepStrictEqual(claims.map((claim) => claim.event.id), [queued.id])
+        // The handed-over claim completes like a claimed one.
+        const [claim] = taken
+        if (claim === undefined) return
+        assert.isTrue(yield* backend.queue.complete(claim, Fixtures.delivered(claim.event, now)))
+        assert.strictEqual(
+          Option.map(yield* backend.storage.getEvent(organization.id, handed.id), (e) => e.status).pipe(
+            Option.getOrUndefined
+          ),
+          "DELIVERED"
+        )
+      }),
+    60_000
+  )
+
   it.live("group-commits 300 concurrent ingests into far fewer transactions", () =>
     Effect.gen(function*() {
       const backend = yield* pgliteBackend

@@ -426,6 +426,48 @@ export const storageSuite = (name: string, layer: Layer.Layer<Storage | Queue, u
           assert.deepStrictEqual(Array.from(claim?.event.body ?? []), Array.from(event.body))
         }))
 
+      test("stores an event only while the API key it came with exists and is not revoked", () =>
+        Effect.gen(function*() {
+          const storage = yield* Storage
+          const queue = yield* Queue
+          const { endpoint, organization } = yield* Fixtures.seedTenant()
+          const live = Fixtures.makeApiKey(organization.id, { at: NOW })
+          const revoked = Fixtures.makeApiKey(organization.id, { at: NOW + 1 })
+          yield* storage.createApiKey(live)
+          yield* storage.createApiKey(revoked)
+          assert.isTrue(yield* storage.revokeApiKey(organization.id, revoked.id, NOW + SECOND))
+          const missing = Fixtures.makeApiKey(organization.id, { at: NOW + 2 })
+
+          const kept = Fixtures.makeEvent(endpoint, { at: NOW })
+          const refused = Fixtures.makeEvent(endpoint, { at: NOW + 1 })
+          const keyed = Fixtures.makeEvent(endpoint, { at: NOW + 2 })
+          const unknown = Fixtures.makeEvent(endpoint, { at: NOW + 3 })
+          const outcomes = yield* Effect.all([
+            storage.ingest(Fixtures.makeIngestRecord(kept, { apiKeyId: live.id })),
+            storage.ingest(Fixtures.makeIngestRecord(refused, { apiKeyId: revoked.id })),
+            storage.ingest(
+              Fixtures.makeIngestRecord(keyed, { apiKeyId: revoked.id, idempotency: Fixtures.makeIdempotency("k1") })
+            ),
+            storage.ingest(Fixtures.makeIngestRecord(unknown, { apiKeyId: missing.id }))
+          ], { concurrency: "unbounded" })
+          assert.deepStrictEqual(outcomes.map((o) => o._tag), ["Inserted", "KeyRevoked", "KeyRevoked", "KeyRevoked"])
+
+          // Nothing of the refused events was written: no event, no delivery, no usage, no idempotency key.
+          for (const event of [refused, keyed, unknown]) {
+            assert.isTrue(Option.isNone(yield* storage.getEvent(organization.id, event.id)))
+          }
+          assert.strictEqual(yield* storage.usage(organization.id, PERIOD_START), 1)
+          const claims = yield* queue.claimDue({ now: NOW + HOUR, limit: 10, leaseMs: 30 * SECOND })
+          assert.deepStrictEqual(claims.map((claim) => claim.event.id), [kept.id])
+          const retried = Fixtures.makeEvent(endpoint, { at: NOW + 4 })
+          assert.deepStrictEqual(
+            yield* storage.ingest(
+              Fixtures.makeIngestRecord(retried, { apiKeyId: live.id, idempotency: Fixtures.makeIdempotency("k1") })
+            ),
+            { _tag: "Inserted" }
+          )
+        }))
+
       test("counts usage exactly per organization and period", () =>
         Effect.gen(function*() {
           const storage = yield* Storage

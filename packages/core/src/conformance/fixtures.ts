@@ -173,10 +173,12 @@ export const makeIdempotency = (key: string, options: {
 export const makeIngestRecord = (event: Event, options: {
   readonly periodStart?: number | undefined
   readonly idempotency?: IdempotencyRecord | null | undefined
+  readonly apiKeyId?: ApiKey["id"] | undefined
 } = {}): IngestRecord => ({
   event,
   periodStart: options.periodStart ?? PERIOD_START,
-  idempotency: options.idempotency ?? null
+  idempotency: options.idempotency ?? null,
+  apiKeyId: options.apiKeyId
 })
 
 /** One attempt of `event` in its current cycle. */
