@@ -197,29 +197,25 @@ export const make = Effect.gen(function*() {
   const slotFreed = Signal.make()
   // Wakes the loop when a delivery of ours is due again later (a retry), which may be sooner than its timer.
   const dueLater = Signal.make()
-  const freeEndpointSlot = (endpointId: EndpointId) => {
-    const count = (perEndpoint.get(endpointId) ?? 1) - 1
-    if (count === 0) perEndpoint.delete(endpointId)
-    else perEndpoint.set(endpointId, count)
-    slotFreed.bump()
-  }
   /** One claimed delivery's hold on the slots; each is given back once. */
   interface Slot {
     readonly endpointId: EndpointId
     endpointHeld: boolean
   }
-  const releaseEndpoint = (slot: Slot) => {
-    if (!slot.endpointHeld) return
+  /** Gives back the endpoint's share of `slot`, if it still holds it; true when it did. */
+  const dropEndpointShare = (slot: Slot): boolean => {
+    if (!slot.endpointHeld) return false
     slot.endpointHeld = false
-    freeEndpointSlot(slot.endpointId)
+    const count = (perEndpoint.get(slot.endpointId) ?? 1) - 1
+    if (count === 0) perEndpoint.delete(slot.endpointId)
+    else perEndpoint.set(slot.endpointId, count)
+    return true
+  }
+  const releaseEndpoint = (slot: Slot) => {
+    if (dropEndpointShare(slot)) slotFreed.bump()
   }
   const freeSlot = (slot: Slot) => {
-    if (slot.endpointHeld) {
-      slot.endpointHeld = false
-      const count = (perEndpoint.get(slot.endpointId) ?? 1) - 1
-      if (count === 0) perEndpoint.delete(slot.endpointId)
-      else perEndpoint.set(slot.endpointId, count)
-    }
+    dropEndpointShare(slot)
     inFlight--
     finished++
     slotFreed.bump()
