@@ -455,7 +455,8 @@ describe("Dashboard in Chromium", () => {
     await page.waitForURL(/#\/events$/)
     // The page's heading takes the focus, so the next Tab continues from the new page.
     await page.getByRole("heading", { name: "Events", level: 1 }).waitFor()
-    assert.strictEqual(await page.evaluate(() => document.activeElement?.tagName), "H1")
+    await page.waitForFunction(() => document.activeElement?.tagName === "H1", undefined, { timeout: 5_000 })
+    assert.strictEqual(await page.evaluate(() => document.activeElement?.textContent), "Events")
   })
 
   it("shows the server's error instead of a blank page when the API is unreachable, and signs out", async () => {

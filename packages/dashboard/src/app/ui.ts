@@ -4,7 +4,7 @@
  */
 import { html } from "htm/preact"
 import type { ComponentChildren, VNode } from "preact"
-import { useCallback, useEffect, useRef, useState } from "preact/hooks"
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks"
 import { type EventStatus, messageOf } from "./api.ts"
 
 // -- routing -----------------------------------------------------------------------------------------------------
@@ -146,7 +146,8 @@ addEventListener("hashchange", () => {
  */
 export const Heading = ({ children }: { readonly children: ComponentChildren }): VNode => {
   const ref = useRef<HTMLHeadingElement>(null)
-  useEffect(() => {
+  // A layout effect: the focus moves in the same task as the page is rendered, not a frame later.
+  useLayoutEffect(() => {
     if (navigated) ref.current?.focus({ preventScroll: true })
   }, [])
   return html`<h1 tabindex="-1" ref=${ref}>${children}</h1>`
