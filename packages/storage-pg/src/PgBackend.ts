@@ -739,31 +739,21 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
           const excluded = excludeEndpoints ?? []
           const perEndpoint = maxPerEndpoint ?? limit
           const limited = Array.from(endpointLimits ?? [])
+          const due = sql`available_at <= ${new Date(now)}
+              ${excluded.length === 0 ? sql`` : sql`AND endpoint_id <> ALL(${excluded}::text[])`}`
           // When no endpoint may take fewer than the whole claim, the per-endpoint caps cannot bind: take the
           // earliest due rows straight from the index, skipping (and replacing) rows other workers hold.
+          // Otherwise rank a window of due rows per endpoint without locking, then lock what to take,
+          // skipping rows that other workers hold; FOR UPDATE cannot sit beside a window function.
           const capsBind = perEndpoint < limit || limited.some(([, cap]) => cap < limit)
-          const rows = !capsBind
-            ? yield* sql<EventRow & { lease: string }>`
-            WITH picked AS (
-              SELECT event_id FROM deliveries
-              WHERE available_at <= ${new Date(now)}
-              ${excluded.length === 0 ? sql`` : sql`AND endpoint_id <> ALL(${excluded}::text[])`}
+          const picked = !capsBind
+            ? sql`picked AS (
+              SELECT event_id FROM deliveries WHERE ${due}
               ORDER BY available_at LIMIT ${limit}
               FOR UPDATE SKIP LOCKED
-            ), leased AS (
-              UPDATE deliveries d SET lease = ${token} || ':' || d.event_id, available_at = ${new Date(now + leaseMs)}
-              FROM picked p WHERE d.event_id = p.event_id
-              RETURNING d.event_id, d.lease
-            )
-            SELECT ${sql.unsafe(EVENT_COLUMNS)}, l.lease FROM leased l JOIN events e ON e.id = l.event_id
-            ORDER BY e.id`
-            // Otherwise rank a window of due rows per endpoint without locking, then lock what to take,
-            // skipping rows that other workers hold; FOR UPDATE cannot sit beside a window function.
-            : yield* sql<EventRow & { lease: string }>`
-            WITH window_rows AS (
-              SELECT event_id, endpoint_id, available_at FROM deliveries
-              WHERE available_at <= ${new Date(now)}
-              ${excluded.length === 0 ? sql`` : sql`AND endpoint_id <> ALL(${excluded}::text[])`}
+            )`
+            : sql`window_rows AS (
+              SELECT event_id, endpoint_id, available_at FROM deliveries WHERE ${due}
               ORDER BY available_at LIMIT ${limit * 4}
             ), ranked AS (
               SELECT event_id, endpoint_id, available_at,
@@ -783,7 +773,9 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
               SELECT d.event_id FROM deliveries d
               WHERE d.event_id IN (SELECT event_id FROM chosen) AND d.available_at <= ${new Date(now)}
               FOR UPDATE SKIP LOCKED
-            ), leased AS (
+            )`
+          const rows = yield* sql<EventRow & { lease: string }>`
+            WITH ${picked}, leased AS (
               UPDATE deliveries d SET lease = ${token} || ':' || d.event_id, available_at = ${new Date(now + leaseMs)}
               FROM picked p WHERE d.event_id = p.event_id
               RETURNING d.event_id, d.lease
