@@ -7,18 +7,12 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Dispatcher } from "@promptjang/core"
-import { spawn } from "node:child_process"
-import { createServer, type IncomingMessage, type Server } from "node:http"
 import { connect } from "node:net"
-import { join } from "node:path"
-import { createInterface } from "node:readline"
-import { numeric, send, text } from "./http.ts"
+import { type Delivery, numeric, type Receiver, send, startReceiver, text } from "./http.ts"
 import {
   describeExit,
-  freePort,
   freshDatabase,
   postgresUrl,
-  root,
   type ServerProcess,
   startServer,
   stopServer,
@@ -33,47 +27,6 @@ const EVENTS_WITHOUT_WORKER = 5
 const QUIET_MS = 3_000
 /** The longest a worker sleeps without a signal: a delivery sooner than this after its start was woken by NOTIFY. */
 const FALLBACK_POLL_MS = Dispatcher.defaultOptions.fallbackPollMs
-
-/** One request the receiver answered: the event id header and when it arrived. */
-interface Delivery {
-  readonly eventId: string
-  readonly at: number
-}
-
-/** A receiver on 127.0.0.1 that answers 200 to every delivery and keeps what it got. */
-const startRecorder = () =>
-  new Promise<
-    { readonly url: string; readonly deliveries: ReadonlyArray<Delivery>; readonly close: () => Promise<void> }
-  >(
-    (resolve, reject) => {
-      const deliveries: Array<Delivery> = []
-      const header = (request: IncomingMessage) => {
-        const value = request.headers["x-promptjang-event-id"]
-        return typeof value === "string" ? value : "(no X-PromptJang-Event-Id)"
-      }
-      const server: Server = createServer((request, response) => {
-        request.resume()
-        request.on("end", () => {
-          deliveries.push({ eventId: header(request), at: Date.now() })
-          response.writeHead(200, { "content-type": "text/plain" }).end("OK")
-        })
-      })
-      server.on("error", reject)
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        const port = typeof address === "object" && address !== null ? address.port : 0
-        resolve({
-          url: `http://127.0.0.1:${port}/webhooks`,
-          deliveries,
-          close: () =>
-            new Promise<void>((done) => {
-              server.closeAllConnections()
-              server.close(() => done())
-            })
-        })
-      })
-    }
-  )
 
 /** How many times the receiver got each event id. */
 const countById = (deliveries: ReadonlyArray<Delivery>): Map<string, number> => {
@@ -101,65 +54,22 @@ const isListening = (port: number) =>
     })
   })
 
-/** Every worker started here, so that a dying test process does not leave one behind. */
+/** The workers running now, for the test's cleanup and its failure messages. */
 const workers = new Set<ServerProcess>()
-process.on("exit", () => {
-  for (const worker of workers) {
-    if (worker.pid > 0 && worker.process.exitCode === null && worker.process.signalCode === null) {
-      process.kill(worker.pid, "SIGKILL")
-    }
-  }
-})
 
 /**
  * Starts `promptjang serve` with PROMPTJANG_ROLE=worker on `databaseUrl`, with PORT set to a free port
  * (which it must leave alone); resolves once it prints its worker line. Its `url` names that port.
  */
 const startWorker = async (databaseUrl: string): Promise<ServerProcess> => {
-  const port = await freePort()
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) =>
-      !name.startsWith("PROMPTJANG_") && name !== "PORT" && name !== "HOST"
-    )
-  )
-  const child = spawn(process.execPath, [join(root, "apps/server/src/cli.ts"), "serve"], {
-    env: {
-      ...inherited,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      PROMPTJANG_DATABASE_URL: databaseUrl,
-      PROMPTJANG_ROLE: "worker",
-      PROMPTJANG_ALLOW_PRIVATE_TARGETS: "true"
-    },
-    stdio: ["ignore", "pipe", "pipe"]
+  const worker = await startServer({
+    database: { _tag: "Postgres", url: databaseUrl },
+    env: { PROMPTJANG_ROLE: "worker", PROMPTJANG_ALLOW_PRIVATE_TARGETS: "true" },
+    expectApiKey: false,
+    readyLine: /^PromptJang worker running \(PostgreSQL at /
   })
-  const lines: Array<string> = []
-  let stderr = ""
-  child.stderr?.setEncoding("utf8")
-  child.stderr?.on("data", (chunk: string) => {
-    stderr += chunk
-  })
-  if (child.stdout !== null) createInterface({ input: child.stdout }).on("line", (line) => lines.push(line))
-  const worker: ServerProcess = {
-    pid: child.pid ?? -1,
-    process: child,
-    url: `http://127.0.0.1:${port}`,
-    apiKey: undefined,
-    lines,
-    stderr: () => stderr,
-    closed: new Promise<void>((resolve) => child.on("close", () => resolve()))
-  }
   workers.add(worker)
-  try {
-    await waitFor("the worker line", () => {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(describeExit(worker))
-      return lines.find((line) => /^PromptJang worker running \(PostgreSQL at /.test(line))
-    }, { timeoutMs: 90_000, everyMs: 50, describe: () => `stdout:\n${lines.join("\n")}\nstderr:\n${stderr}` })
-    return worker
-  } catch (error) {
-    await stopServer(worker, "SIGKILL", 5_000)
-    throw error
-  }
+  return worker
 }
 
 if (postgresUrl === undefined) {
@@ -175,12 +85,12 @@ if (postgresUrl === undefined) {
     let api: ServerProcess | undefined
     let firstWorker: ServerProcess | undefined
     let firstWorkerReadyAt = 0
-    let receiver: Awaited<ReturnType<typeof startRecorder>> | undefined
+    let receiver: Receiver | undefined
     let drop: (() => Promise<void>) | undefined
     let databaseUrl = ""
 
     beforeAll(async () => {
-      receiver = await startRecorder()
+      receiver = await startReceiver(200)
       const db = await freshDatabase(serverUrl)
       drop = db.drop
       databaseUrl = db.url

@@ -124,21 +124,32 @@ export const signature = (secret: string, timestamp: string, body: string): stri
 /** The current Unix time in seconds, plus `offsetSeconds`, as the header value. */
 export const unixSeconds = (offsetSeconds = 0): string => String(Math.floor(Date.now() / 1000) + offsetSeconds)
 
-/** A receiver on 127.0.0.1 that answers every request with `status`, and counts the requests. */
+/** One request a receiver answered: its X-PromptJang-Event-Id and when it arrived. */
+export interface Delivery {
+  readonly eventId: string
+  readonly at: number
+}
+
+/** A receiver on 127.0.0.1 that answers every request with `status`, and keeps what it got. */
 export interface Receiver {
   readonly url: string
-  readonly received: () => number
+  /** The requests so far, in arrival order (the live list). */
+  readonly deliveries: ReadonlyArray<Delivery>
   readonly close: () => Promise<void>
 }
 
 /** Starts a {@link Receiver}. */
 export const startReceiver = (status: number): Promise<Receiver> =>
   new Promise((resolve, reject) => {
-    let received = 0
+    const deliveries: Array<Delivery> = []
     const server: Server = createServer((request, response) => {
       request.resume()
       request.on("end", () => {
-        received++
+        const eventId = request.headers["x-promptjang-event-id"]
+        deliveries.push({
+          eventId: typeof eventId === "string" ? eventId : "(no X-PromptJang-Event-Id)",
+          at: Date.now()
+        })
         response.writeHead(status, { "content-type": "text/plain" }).end(`receiver answers ${status}`)
       })
     })
@@ -148,7 +159,7 @@ export const startReceiver = (status: number): Promise<Receiver> =>
       const port = typeof address === "object" && address !== null ? address.port : 0
       resolve({
         url: `http://127.0.0.1:${port}/webhooks`,
-        received: () => received,
+        deliveries,
         close: () =>
           new Promise<void>((done) => {
             server.closeAllConnections()

@@ -144,7 +144,8 @@ export const describeExit = (server: ServerProcess): string =>
 
 /**
  * Starts `promptjang serve` on 127.0.0.1 and a free port over `database`, with `env` on top of this
- * process's environment (without its PROMPTJANG_* variables). Resolves once `/readyz` answers 200 and,
+ * process's environment (without its PROMPTJANG_* variables). Resolves once `/readyz` answers 200 (or,
+ * with `readyLine`, for a process without HTTP such as a worker, once it prints a matching line) and,
  * when `expectApiKey` (the first start on an empty database, the default), the API key was printed.
  */
 export const startServer = async (options: {
@@ -152,6 +153,7 @@ export const startServer = async (options: {
   readonly env?: Readonly<Record<string, string>>
   readonly expectApiKey?: boolean
   readonly port?: number
+  readonly readyLine?: RegExp
 }): Promise<ServerProcess> => {
   const port = options.port ?? await freePort()
   const inherited = Object.fromEntries(
@@ -197,11 +199,19 @@ export const startServer = async (options: {
       alive()
       return lines.map((line) => /API key:\s+(\S+)/.exec(line)?.[1]).find((key) => key !== undefined)
     }, { timeoutMs: 90_000, everyMs: 50, describe: () => lines.join("\n") })
-    await waitFor(`${server.url}/readyz to answer 200`, async () => {
-      alive()
-      const ready = await fetch(`${server.url}/readyz`).then((r) => r.ok, () => false)
-      return ready ? true : undefined
-    }, { timeoutMs: 90_000, everyMs: 50, describe: () => stderr.slice(-2000) })
+    const readyLine = options.readyLine
+    if (readyLine === undefined) {
+      await waitFor(`${server.url}/readyz to answer 200`, async () => {
+        alive()
+        const ready = await fetch(`${server.url}/readyz`).then((r) => r.ok, () => false)
+        return ready ? true : undefined
+      }, { timeoutMs: 90_000, everyMs: 50, describe: () => stderr.slice(-2000) })
+    } else {
+      await waitFor(`a line matching ${readyLine}`, () => {
+        alive()
+        return lines.find((line) => readyLine.test(line))
+      }, { timeoutMs: 90_000, everyMs: 50, describe: () => `stdout:\n${lines.join("\n")}\nstderr:\n${stderr}` })
+    }
     return { ...server, apiKey }
   } catch (error) {
     // A server that did not come up is not left behind.
