@@ -82,6 +82,14 @@ export const make = Effect.gen(function*() {
   // Key hash -> principal, for ingest only (see authenticateForIngest); unknown keys are never kept.
   const principals = new Map<string, { readonly principal: Principal; readonly readAt: number }>()
 
+  /** The principal of a live key by its hash (Unauthorized when unknown or revoked), its use noted at `now`. */
+  const principalOf = Effect.fnUntraced(function*(hash: string, now: number) {
+    const found = yield* storage.findApiKeyWithOrganization(hash)
+    if (Option.isNone(found) || found.value.apiKey.revokedAt !== null) return yield* unauthorized
+    lastUsed.set(found.value.apiKey.id, now)
+    return found.value
+  })
+
   const createApiKey = Effect.fn("Accounts.createApiKey")(function*(organizationId: OrganizationId, name: string) {
     const organization = yield* storage.getOrganization(organizationId)
     if (Option.isNone(organization)) {
@@ -168,10 +176,7 @@ export const make = Effect.gen(function*() {
     }),
     authenticate: Effect.fnUntraced(function*(bearer) {
       if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return yield* unauthorized
-      const found = yield* storage.findApiKeyWithOrganization(Signing.hashApiKey(bearer))
-      if (Option.isNone(found) || found.value.apiKey.revokedAt !== null) return yield* unauthorized
-      lastUsed.set(found.value.apiKey.id, yield* Clock.currentTimeMillis)
-      return found.value
+      return yield* principalOf(Signing.hashApiKey(bearer), yield* Clock.currentTimeMillis)
     }),
     authenticateForIngest: Effect.fnUntraced(function*(bearer) {
       if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return yield* unauthorized
@@ -182,15 +187,11 @@ export const make = Effect.gen(function*() {
         lastUsed.set(cached.principal.apiKey.id, now)
         return cached.principal
       }
-      const found = yield* storage.findApiKeyWithOrganization(hash)
-      if (Option.isNone(found) || found.value.apiKey.revokedAt !== null) {
-        principals.delete(hash)
-        return yield* unauthorized
-      }
+      principals.delete(hash)
+      const principal = yield* principalOf(hash, now)
       if (principals.size > 10_000) principals.clear()
-      principals.set(hash, { principal: found.value, readAt: now })
-      lastUsed.set(found.value.apiKey.id, now)
-      return found.value
+      principals.set(hash, { principal, readAt: now })
+      return principal
     }),
     flushLastUsed,
     usage: Effect.fn("Accounts.usage")(function*(organizationId) {
