@@ -3,7 +3,7 @@
  * are in flight, and an event's page with its payload, status, next attempt and every attempt, with Replay.
  */
 import { html } from "htm/preact"
-import { useState } from "preact/hooks"
+import { useRef, useState } from "preact/hooks"
 import {
   api,
   type Attempt,
@@ -118,10 +118,16 @@ export const EventsPage = ({ route }: { readonly route: Route }) => {
   // Earlier pages' cursors, so "Newer" can go back (the API pages forward only).
   const previous = (route.params.get("back") ?? "").split(",").filter((c) => c !== "")
   const key = route.params.toString()
+  // The endpoints (for the filter and the URL column) are read once per visit, not on every refresh.
+  const endpointList = useRef<Promise<ReadonlyArray<Endpoint>> | undefined>(undefined)
   const { loaded, reload } = useLoad(
     async () => {
-      const [page, endpoints] = await Promise.all([api.events({ ...filters, cursor }), api.endpoints()])
-      return { page, endpoints: endpoints.data }
+      endpointList.current ??= api.endpoints().then((page) => page.data, (error: unknown) => {
+        endpointList.current = undefined
+        throw error
+      })
+      const [page, endpoints] = await Promise.all([api.events({ ...filters, cursor }), endpointList.current])
+      return { page, endpoints }
     },
     key,
     ({ page }) => (page.data.some((event) => inFlight(event.status)) ? LIST_REFRESH_MS : undefined)
