@@ -52,6 +52,14 @@ export interface DispatcherOptions {
   readonly disabledRecheckMs: number
   /** How long an endpoint read for a delivery is reused (0: read it for every delivery). */
   readonly endpointCacheMs: number
+  /**
+   * Deliveries handed over in-process (see `Queue.attachWorker`) that may wait in memory for a free slot,
+   * per process and per endpoint; beyond these they stay in the queue and are claimed as usual.
+   */
+  readonly maxHeld: number
+  readonly maxHeldPerEndpoint: number
+  /** How long a handed-over delivery may wait in memory before it is given back to the queue. */
+  readonly holdMs: number
   readonly userAgent: string
 }
 
@@ -66,6 +74,9 @@ export const defaultOptions: DispatcherOptions = {
   fallbackPollMs: 30_000,
   disabledRecheckMs: 60_000,
   endpointCacheMs: 1_000,
+  maxHeld: 1_024,
+  maxHeldPerEndpoint: 256,
+  holdMs: 2_000,
   userAgent: `PromptJang/${VERSION}`
 }
 
@@ -211,14 +222,20 @@ export const make = Effect.gen(function*() {
     else perEndpoint.set(slot.endpointId, count)
     return true
   }
+  // Starts handed-over deliveries held in memory that a freed slot lets go (set while `run` runs).
+  let startHeld = () => {}
   const releaseEndpoint = (slot: Slot) => {
-    if (dropEndpointShare(slot)) slotFreed.bump()
+    if (dropEndpointShare(slot)) {
+      slotFreed.bump()
+      startHeld()
+    }
   }
   const freeSlot = (slot: Slot) => {
     dropEndpointShare(slot)
     inFlight--
     finished++
     slotFreed.bump()
+    startHeld()
   }
 
   const readBody = (stream: Stream.Stream<Uint8Array, unknown>) =>
@@ -378,22 +395,99 @@ export const make = Effect.gen(function*() {
     const start = (claim: Claim) => {
       fork(deliverSafely(claim, { endpointId: claim.event.endpointId, endpointHeld: true }))
     }
-    // Events ingested in this process come straight here while slots are free: leased in the ingest write,
-    // handed over after its commit, with no claim round trip. They leave a quarter of the process's slots
-    // to claims, so that older due work (a backlog, retries, other endpoints) is never starved.
+    // Events ingested in this process come straight here: leased in the ingest write, handed over after its
+    // commit, with no claim round trip. They leave a quarter of the process's slots to claims, so that older
+    // due work (a backlog, retries, other endpoints) is never starved. One that finds no free slot waits in
+    // memory (bounded, in order per endpoint) and starts when a delivery ends; one that waited holdMs goes
+    // back to the queue. A burst or a stall then drains at the cost of the handoff, not of claims.
     const handoffLimit = options.concurrency - refillAt
     if (queue.attachWorker !== undefined) {
+      const held = new Map<EndpointId, Array<Claim>>()
+      let heldCount = 0
+      let reserved = 0
+      // Reserved and held deliveries per endpoint, against maxHeldPerEndpoint.
+      const waitingFor = new Map<EndpointId, number>()
+      const count = (endpointId: EndpointId, delta: number) => {
+        const n = (waitingFor.get(endpointId) ?? 0) + delta
+        if (n === 0) waitingFor.delete(endpointId)
+        else waitingFor.set(endpointId, n)
+      }
+      const canStart = (endpointId: EndpointId) =>
+        inFlight < handoffLimit && (perEndpoint.get(endpointId) ?? 0) < options.perEndpointConcurrency
+      const startNow = (claim: Claim) => {
+        const endpointId = claim.event.endpointId
+        count(endpointId, -1)
+        perEndpoint.set(endpointId, (perEndpoint.get(endpointId) ?? 0) + 1)
+        inFlight++
+        start(claim)
+      }
+      startHeld = () => {
+        if (heldCount === 0) return
+        for (const [endpointId, claims] of held) {
+          if (inFlight >= handoffLimit) return
+          while (canStart(endpointId)) {
+            const claim = claims.shift()
+            if (claim === undefined) break
+            heldCount--
+            startNow(claim)
+          }
+          if (claims.length === 0) held.delete(endpointId)
+        }
+      }
+      /** Takes out the held deliveries that were handed over at or before `cutoff`. */
+      const takeHeldSince = (cutoff: number): Array<Claim> => {
+        const out: Array<Claim> = []
+        for (const [endpointId, claims] of held) {
+          // Each list is in hand-over order: the old ones are at its head.
+          const fresh = claims.findIndex((claim) => claim.leaseExpiresAt - leaseMs > cutoff)
+          const n = fresh === -1 ? claims.length : fresh
+          if (n === 0) continue
+          out.push(...claims.splice(0, n))
+          if (claims.length === 0) held.delete(endpointId)
+          heldCount -= n
+          count(endpointId, -n)
+        }
+        return out
+      }
+      const giveBack = (claims: ReadonlyArray<Claim>) =>
+        claims.length === 0 ? Effect.void : queue.release(claims).pipe(
+          Effect.catchCause((cause) =>
+            Effect.logWarning("Could not give held deliveries back to the queue; they return when their lease ends")
+              .pipe(Effect.annotateLogs({ cause, deliveries: claims.length }))
+          )
+        )
+      yield* Effect.addFinalizer(() =>
+        Effect.suspend(() => {
+          startHeld = () => {}
+          return giveBack(takeHeldSince(Number.POSITIVE_INFINITY))
+        })
+      )
+      yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+        yield* Effect.sleep(Duration.millis(Math.max(1, options.holdMs / 4)))
+        if (heldCount > 0) yield* giveBack(takeHeldSince((yield* Clock.currentTimeMillis) - options.holdMs))
+      })))
       yield* queue.attachWorker({
         leaseMs,
         reserve: (endpointId) => {
-          const count = perEndpoint.get(endpointId) ?? 0
-          if (inFlight >= handoffLimit || count >= options.perEndpointConcurrency) return false
-          perEndpoint.set(endpointId, count + 1)
-          inFlight++
+          if (reserved + heldCount >= options.maxHeld) return false
+          if ((waitingFor.get(endpointId) ?? 0) >= options.maxHeldPerEndpoint) return false
+          reserved++
+          count(endpointId, 1)
           return true
         },
-        take: start,
-        cancel: (endpointId) => freeSlot({ endpointId, endpointHeld: true })
+        take: (claim) => {
+          reserved--
+          const endpointId = claim.event.endpointId
+          const queued = held.get(endpointId)
+          if (queued === undefined && canStart(endpointId)) return startNow(claim)
+          heldCount++
+          if (queued === undefined) held.set(endpointId, [claim])
+          else queued.push(claim)
+        },
+        cancel: (endpointId) => {
+          reserved--
+          count(endpointId, -1)
+        }
       })
     }
     while (true) {

@@ -64,11 +64,14 @@ export interface ScheduleRequest {
 export interface LocalWorker {
   /** The lease given to a handed-over delivery. */
   readonly leaseMs: number
-  /** Asked before the write: true reserves a slot for a delivery to `endpointId` (false: it is queued as usual). */
+  /**
+   * Asked before the write: true when the worker takes a delivery to `endpointId` (at once, or held in memory
+   * until a slot frees); false leaves it to be claimed as usual.
+   */
   readonly reserve: (endpointId: EndpointId) => boolean
   /** After the commit: the claim of a reserved delivery, to deliver. */
   readonly take: (claim: Claim) => void
-  /** The reserved delivery was not stored (a refusal, a duplicate, a failed write): give its slot back. */
+  /** The reserved delivery was not stored (a refusal, a duplicate, a failed write): give its place back. */
   readonly cancel: (endpointId: EndpointId) => void
 }
 

@@ -1,0 +1,182 @@
+import { assert, describe, it } from "@effect/vitest"
+import {
+  Accounts,
+  Backoff,
+  Dispatcher,
+  Endpoints,
+  Engine,
+  Entropy,
+  Ingestion,
+  Memory,
+  Queue,
+  Quota,
+  Storage
+} from "@promptjang/core"
+import type { EventId } from "@promptjang/core/Ids"
+import type { Claim, LocalWorker } from "@promptjang/core/Queue"
+import { Clock, Context, Effect, Fiber, Layer } from "effect"
+import { HttpClient } from "effect/http"
+import { TestClock } from "effect/testing"
+import * as Receiver from "../src/Receiver.ts"
+
+const SECOND = 1000
+const encoder = new TextEncoder()
+
+/**
+ * The engine over a memory queue that offers `attachWorker`, as the PostgreSQL backend does: the test plays
+ * the backend, claiming deliveries itself and handing them to the attached dispatcher.
+ */
+const setup = (options: Partial<Dispatcher.DispatcherOptions>) =>
+  Effect.gen(function*() {
+    yield* TestClock.setTime(Date.UTC(2026, 4, 26, 12))
+    const receiver = Receiver.make()
+    const memory = yield* Layer.build(Memory.layer)
+    const queue = Context.get(memory, Queue.Queue)
+    let worker: LocalWorker | undefined
+    const released: Array<EventId> = []
+    const handingQueue = Queue.Queue.of({
+      ...queue,
+      release: (claims) => {
+        released.push(...claims.map((c) => c.event.id))
+        return queue.release(claims)
+      },
+      attachWorker: (w) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            worker = w
+          }),
+          () =>
+            Effect.sync(() => {
+              worker = undefined
+            })
+        )
+    })
+    const engine = yield* Layer.build(
+      Engine.layer.pipe(
+        Layer.provide([
+          Layer.succeed(Storage.Storage, Context.get(memory, Storage.Storage)),
+          Layer.succeed(Queue.Queue, handingQueue),
+          Layer.succeed(HttpClient.HttpClient, receiver.client)
+        ]),
+        Layer.provide(Layer.mergeAll(
+          Layer.succeed(Backoff.CurrentSchedule, Backoff.defaultSchedule),
+          Layer.succeed(Dispatcher.Options, { ...Dispatcher.defaultOptions, ...options }),
+          Layer.succeed(Quota.Plans, Quota.defaultCatalog),
+          Layer.succeed(Entropy.Entropy, Entropy.fromRandom)
+        ))
+      )
+    )
+    const { apiKey, organization } = yield* Context.get(engine, Accounts.Accounts).createOrganization({ name: "H" })
+    const endpoints = Context.get(engine, Endpoints.Endpoints)
+    const ingestion = Context.get(engine, Ingestion.Ingestion)
+    const dispatcher = Context.get(engine, Dispatcher.Dispatcher)
+    const leaseMs = Dispatcher.defaultOptions.timeoutMs + Dispatcher.defaultOptions.leaseMarginMs
+
+    const endpoint = (url: string) => endpoints.create(organization.id, { url })
+    /** Ingests `n` events and claims their deliveries, as a backend leases them in the ingest write. */
+    const ingestAndClaim = (endpointId: string, n: number) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < n; i++) {
+          yield* ingestion.ingest(apiKey.key, { endpointId, body: encoder.encode(`{"event":"e","n":${i}}`) })
+        }
+        return yield* queue.claimDue({ now: yield* Clock.currentTimeMillis, limit: 1000, leaseMs })
+      })
+    const attachedYet = () => worker !== undefined
+    /** Starts the dispatcher and waits until it has attached itself. */
+    const start = Effect.gen(function*() {
+      const fiber = yield* Effect.forkScoped(dispatcher.run)
+      for (let turn = 0; turn < 100 && !attachedYet(); turn++) yield* Effect.yieldNow
+      return fiber
+    })
+    const attached = (): LocalWorker => {
+      if (worker === undefined) return assert.fail("no worker attached")
+      return worker
+    }
+    /** Offers every claim as the backend does: reserve before the write, take after the commit. */
+    const handOver = (claims: ReadonlyArray<Claim>) =>
+      claims.map((claim) => {
+        const accepted = attached().reserve(claim.event.endpointId)
+        if (accepted) attached().take(claim)
+        return accepted
+      })
+    const turns = Effect.gen(function*() {
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow
+    })
+    return { receiver, released, endpoint, ingestAndClaim, start, attached, handOver, turns }
+  })
+
+const bodyNumber = (body: Uint8Array): number => (JSON.parse(new TextDecoder().decode(body)) as { n: number }).n
+
+describe("Local handoff", () => {
+  it.effect("deliveries handed over beyond an endpoint's cap wait in memory and start in order as slots free", () =>
+    Effect.gen(function*() {
+      const host = yield* setup({ perEndpointConcurrency: 2 })
+      const endpoint = yield* host.endpoint("https://receiver.test/a")
+      host.receiver.script(endpoint.url, { status: 200, delay: "1 second" })
+      const claims = yield* host.ingestAndClaim(endpoint.id, 6)
+      yield* host.start
+      assert.deepStrictEqual(host.handOver(claims), [true, true, true, true, true, true])
+      yield* host.turns
+      // Two at once (the endpoint's cap); the other four wait, not sent back to the queue.
+      assert.strictEqual(host.receiver.requests().length, 2)
+      assert.strictEqual(host.receiver.pending(), 2)
+      assert.deepStrictEqual(host.released, [])
+      for (let second = 1; second <= 3; second++) {
+        yield* TestClock.adjust(SECOND)
+        yield* host.turns
+        assert.strictEqual(host.receiver.requests().length, Math.min(6, 2 + 2 * second))
+      }
+      yield* TestClock.adjust(SECOND)
+      yield* host.turns
+      // In the order they were handed over.
+      assert.deepStrictEqual(
+        host.receiver.requests().map((r) => bodyNumber(r.body)),
+        claims.map((c) => bodyNumber(c.event.body))
+      )
+      assert.strictEqual(host.receiver.pending(), 0)
+      assert.deepStrictEqual(host.released, [])
+    }))
+
+  it.effect("a held delivery that waited holdMs goes back to the queue, and so does every held one on shutdown", () =>
+    Effect.gen(function*() {
+      const host = yield* setup({ perEndpointConcurrency: 1, holdMs: 2 * SECOND })
+      const slow = yield* host.endpoint("https://receiver.test/slow")
+      host.receiver.script(slow.url, { hang: true })
+      const first = yield* host.ingestAndClaim(slow.id, 3)
+      const fiber = yield* host.start
+      host.handOver(first)
+      yield* host.turns
+      assert.strictEqual(host.receiver.pending(), 1)
+      // Handed over later: still within its hold when the first two are given back.
+      yield* TestClock.adjust(SECOND)
+      const second = yield* host.ingestAndClaim(slow.id, 1)
+      host.handOver(second)
+      yield* TestClock.adjust(SECOND + 500)
+      yield* host.turns
+      assert.deepStrictEqual(host.released, [first[1]?.event.id, first[2]?.event.id])
+      yield* Fiber.interrupt(fiber)
+      // The in-flight one and the one still held are given back at once, not left to their leases.
+      assert.sameMembers(host.released, [
+        first[0]?.event.id,
+        first[1]?.event.id,
+        first[2]?.event.id,
+        second[0]?.event.id
+      ])
+    }))
+
+  it.effect("refuses handoffs beyond maxHeldPerEndpoint and maxHeld; a cancelled reservation frees its place", () =>
+    Effect.gen(function*() {
+      const host = yield* setup({ maxHeld: 5, maxHeldPerEndpoint: 3 })
+      const a = yield* host.endpoint("https://receiver.test/a")
+      const b = yield* host.endpoint("https://receiver.test/b")
+      yield* host.start
+      const worker = host.attached()
+      const c = yield* host.endpoint("https://receiver.test/c")
+      assert.deepStrictEqual([1, 2, 3, 4].map(() => worker.reserve(a.id)), [true, true, true, false])
+      assert.deepStrictEqual([1, 2].map(() => worker.reserve(b.id)), [true, true])
+      assert.isFalse(worker.reserve(c.id), "c has none, but the process holds 5")
+      worker.cancel(a.id)
+      assert.isTrue(worker.reserve(c.id))
+      assert.isFalse(worker.reserve(a.id), "the process holds 5 again")
+    }))
+})
