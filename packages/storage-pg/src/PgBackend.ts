@@ -33,7 +33,7 @@ export const CHANNEL = "promptjang_work"
 
 /** Tuning of the backend. */
 export interface PgBackendOptions {
-  /** Writers of the ingest group commit (1 for PGlite, a few for a server). */
+  /** Writers of the ingest group commit (one is the default everywhere: see `PgStorage.serverOptions`). */
   readonly ingestWriters: number
   /**
    * Writers of the completion group commit. Nobody waits on a completion but the dispatcher's slot, so

@@ -20,10 +20,15 @@ import * as Database from "./Database.ts"
 import * as Migrations from "./Migrations.ts"
 import * as PgBackend from "./PgBackend.ts"
 
-/** Tuning for a PostgreSQL server: several writers, NOTIFY on. */
+/**
+ * Tuning for a PostgreSQL server: one writer each for ingest and completions, NOTIFY on. Each batch takes
+ * everything that arrived during the previous commit; more writers made smaller batches and more round
+ * trips, which on a small machine cost more than the overlap gained (measured with `bench:latency` and
+ * `bench:http`: 4 ingest writers served fewer events per second than 1 or 2, with a worse p99).
+ */
 export const serverOptions: PgBackend.PgBackendOptions = {
-  ingestWriters: 4,
-  completionWriters: 2,
+  ingestWriters: 1,
+  completionWriters: 1,
   maxIngestBatch: 500,
   gatherIngest: false,
   notify: true
