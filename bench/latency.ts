@@ -86,9 +86,6 @@ const main = async () => {
     const agent = new Agent({ connections: 256, keepAliveTimeout: 60_000 })
     const body = JSON.stringify({ event: "order.created", data: { note: "x".repeat(960) } })
 
-    console.log(
-      `PromptJang end to end at fixed rates, ${new Date().toISOString()}, Node ${process.version}, ${SECONDS}s per rate`
-    )
     /** Sends at `rate` for `seconds` (open model), waits for the deliveries; the latencies, sorted. */
     const runAt = async (rate: number, seconds: number) => {
       received.clear()
