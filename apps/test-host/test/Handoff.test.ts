@@ -144,13 +144,16 @@ describe("Local handoff", () => {
       host.receiver.script(slow.url, { hang: true })
       const first = yield* host.ingestAndClaim(slow.id, 3)
       const fiber = yield* host.start
+      const worker = host.attached()
       host.handOver(first)
       yield* host.turns
       assert.strictEqual(host.receiver.pending(), 1)
       // Handed over later: still within its hold when the first two are given back.
       yield* TestClock.adjust(SECOND)
-      const second = yield* host.ingestAndClaim(slow.id, 1)
-      host.handOver(second)
+      const second = yield* host.ingestAndClaim(slow.id, 2)
+      host.handOver(second.slice(0, 1))
+      // Reserved before the shutdown, stored after it.
+      assert.isTrue(worker.reserve(slow.id))
       yield* TestClock.adjust(SECOND + 500)
       yield* host.turns
       assert.deepStrictEqual(host.released, [first[1]?.event.id, first[2]?.event.id])
@@ -162,6 +165,13 @@ describe("Local handoff", () => {
         first[2]?.event.id,
         second[0]?.event.id
       ])
+      // A delivery stored after the shutdown goes straight back, and nothing new is reserved.
+      const late = second[1]
+      if (late === undefined) return assert.fail("two claims expected")
+      worker.take(late)
+      yield* host.turns
+      assert.include(host.released, late.event.id)
+      assert.isFalse(worker.reserve(slow.id))
     }))
 
   it.effect("refuses handoffs beyond maxHeldPerEndpoint and maxHeld; a cancelled reservation frees its place", () =>

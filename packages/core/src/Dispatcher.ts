@@ -456,8 +456,12 @@ export const make = Effect.gen(function*() {
               .pipe(Effect.annotateLogs({ cause, deliveries: claims.length }))
           )
         )
+      // After the loop stops, nothing more is taken: a delivery reserved before and stored after goes straight
+      // back to the queue.
+      let closed = false
       yield* Effect.addFinalizer(() =>
         Effect.suspend(() => {
+          closed = true
           startHeld = () => {}
           return giveBack(takeHeldSince(Number.POSITIVE_INFINITY))
         })
@@ -469,7 +473,7 @@ export const make = Effect.gen(function*() {
       yield* queue.attachWorker({
         leaseMs,
         reserve: (endpointId) => {
-          if (reserved + heldCount >= options.maxHeld) return false
+          if (closed || reserved + heldCount >= options.maxHeld) return false
           if ((waitingFor.get(endpointId) ?? 0) >= options.maxHeldPerEndpoint) return false
           reserved++
           count(endpointId, 1)
@@ -478,6 +482,10 @@ export const make = Effect.gen(function*() {
         take: (claim) => {
           reserved--
           const endpointId = claim.event.endpointId
+          if (closed) {
+            count(endpointId, -1)
+            return void Effect.runFork(giveBack([claim]))
+          }
           const queued = held.get(endpointId)
           if (queued === undefined && canStart(endpointId)) return startNow(claim)
           heldCount++
