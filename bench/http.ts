@@ -1,6 +1,7 @@
 /**
- * Ingest over HTTP (issue: server). Prints, measured in one run with autocannon (64 connections, signed
- * 1 KiB JSON events, 10 s each):
+ * Ingest over HTTP (issue: server). Prints, measured in one run with the same load generator (64 connections,
+ * signed 1 KiB JSON events, 10 s each): wrk (Debian's package `wrk`) when it is installed, as it takes far less
+ * CPU from the servers it measures; autocannon otherwise (BENCH_LOADGEN=autocannon forces it).
  *
  * - a bare `node:http` server answering 202 (the ceiling of Node's HTTP stack on this machine);
  * - a hand-rolled fastify server doing one INSERT per request with `pg` (what a team writes by hand);
@@ -12,11 +13,13 @@
  */
 import autocannon from "autocannon"
 import Fastify from "fastify"
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { createHmac } from "node:crypto"
 import { once } from "node:events"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Client, Pool } from "pg"
@@ -51,7 +54,7 @@ interface Result {
   readonly non2xx: number
 }
 
-const load = async (url: string, headers: Record<string, string>): Promise<Result> => {
+const autocannonLoad = async (url: string, headers: Record<string, string>): Promise<Result> => {
   const result = await autocannon({
     url,
     method: "POST",
@@ -67,6 +70,45 @@ const load = async (url: string, headers: Record<string, string>): Promise<Resul
     non2xx: result.non2xx
   }
 }
+
+const run = (file: string, args: ReadonlyArray<string>) =>
+  new Promise<string>((resolve, reject) =>
+    execFile(file, args, { maxBuffer: 1 << 20 }, (error, stdout) => (error ? reject(error) : resolve(stdout)))
+  )
+
+/** wrk, one thread (it needs far less than a core for this load), with a script that sets method, headers and body. */
+const wrkLoad = async (url: string, headers: Record<string, string>): Promise<Result> => {
+  const dir = await mkdtemp(join(tmpdir(), "pj-wrk-"))
+  try {
+    const script = join(dir, "post.lua")
+    const all = { "content-type": "application/json", ...headers }
+    await writeFile(
+      script,
+      [
+        `wrk.method = "POST"`,
+        `wrk.body = ${JSON.stringify(payload)}`,
+        ...Object.entries(all).map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)
+      ].join("\n")
+    )
+    const out = await run("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${DURATION}s`, "--latency", "-s", script, url])
+    const number = (pattern: RegExp) => Number(pattern.exec(out)?.[1] ?? 0)
+    const p99 = /^\s*99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(out)
+    const scale = p99?.[2] === "us" ? 0.001 : p99?.[2] === "s" ? 1000 : 1
+    const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+    return {
+      perSecond: number(/Requests\/sec:\s+([\d.]+)/),
+      p99: Math.round(Number(p99?.[1] ?? Number.NaN) * scale * 10) / 10,
+      errors: socket === null ? 0 : socket.slice(1).reduce((sum, n) => sum + Number(n), 0),
+      non2xx: number(/Non-2xx or 3xx responses:\s+(\d+)/)
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+const hasWrk = process.env["BENCH_LOADGEN"] !== "autocannon" &&
+  (await run("wrk", ["--version"]).then(() => true, (error: { code?: unknown }) => error.code !== "ENOENT"))
+const load = hasWrk ? wrkLoad : autocannonLoad
 
 const line = (name: string, r: Result, extra = "") =>
   console.log(
@@ -91,9 +133,9 @@ const main = async () => {
   const children: Array<ChildProcess> = []
   try {
     console.log(
-      `PromptJang HTTP ingest benchmark, ${
-        new Date().toISOString()
-      }, Node ${process.version}, ${CONNECTIONS} connections, ${DURATION}s each`
+      `PromptJang HTTP ingest benchmark, ${new Date().toISOString()}, Node ${process.version}, ${
+        hasWrk ? "wrk" : "autocannon"
+      }, ${CONNECTIONS} connections, ${DURATION}s each`
     )
 
     // 1. Bare node:http answering 202.
