@@ -14,10 +14,10 @@ import { PgStorage } from "@promptjang/storage-pg"
 import { Clock, Effect, Layer, Logger, Redacted, References } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
-import { createServer } from "node:http"
 import type { ServerConfig } from "./Config.ts"
 import * as DeliveryClient from "./DeliveryClient.ts"
 import * as EmbeddedLock from "./EmbeddedLock.ts"
+import * as FastIngest from "./FastIngest.ts"
 
 /** Where the data lives, in words (never the password). */
 export const describeDatabase = (config: ServerConfig): string => {
@@ -83,6 +83,18 @@ export const metricsRoute = HttpRouter.use(Effect.fnUntraced(function*(router) {
   )
 }))
 
+/**
+ * The node:http server of the configuration, with the direct ingest path in front of the router. The direct
+ * path is built first, so it closes after the server has stopped taking requests and before the engine.
+ */
+export const nodeServerLayer = (config: Pick<ServerConfig, "port" | "host">) =>
+  Layer.unwrap(Effect.map(FastIngest.make, (direct) =>
+    NodeHttpServer.layer(() => FastIngest.server(direct), {
+      port: config.port,
+      host: config.host,
+      gracefulShutdownTimeout: "10 seconds"
+    })))
+
 /** The whole server of the configuration; `print` shows the first-start credentials. */
 export const layer = (config: ServerConfig, print: (line: string) => void) => {
   // The embedded database is single-process: its directory is locked before it is opened (and after it is closed).
@@ -99,13 +111,7 @@ export const layer = (config: ServerConfig, print: (line: string) => void) => {
     Layer.provide(Layer.succeed(Routes.Options, {
       adminToken: config.adminToken === undefined ? undefined : Redacted.make(config.adminToken)
     })),
-    Layer.provide(
-      NodeHttpServer.layer(createServer, {
-        port: config.port,
-        host: config.host,
-        gracefulShutdownTimeout: "10 seconds"
-      })
-    )
+    Layer.provide(nodeServerLayer(config))
   )
   const parts = config.bootstrap
     ? Layer.merge(bootstrap(print), config.role === "worker" ? Layer.empty : http)

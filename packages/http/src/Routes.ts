@@ -9,15 +9,15 @@
  *
  * @since 0.1.0
  */
-import { Accounts, Endpoints, Events, Ingestion, Quota, Replay } from "@promptjang/core"
-import type { Principal } from "@promptjang/core/Accounts"
+import { Accounts, Endpoints, Events, Replay } from "@promptjang/core"
 import type { EventStatus } from "@promptjang/core/Domain"
 import type { ApiKeyId, EndpointId, EventId, OrganizationId } from "@promptjang/core/Ids"
-import { ByteSize, Cause, Context, Data, Effect, Layer, Redacted, Schema, SchemaIssue } from "effect"
+import { ByteSize, Context, Data, Effect, Layer, Redacted, Schema, SchemaIssue } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiScalar } from "effect/http-api"
 import * as Api from "./Api.ts"
 import * as ApiError from "./ApiError.ts"
+import * as Ingest from "./Ingest.ts"
 import * as Json from "./Json.ts"
 
 /** Settings of the API. */
@@ -46,14 +46,7 @@ const guarded = <R>(
     Effect.catch((
       error
     ) => (error._tag === "Reply" ? Effect.succeed(error.response) : ApiError.fromEngineError(error))),
-    Effect.catchCause((cause) =>
-      Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.as(
-        Effect.logError("Unexpected failure while serving a request").pipe(
-          Effect.annotateLogs({ cause: Cause.pretty(cause) })
-        ),
-        ApiError.respond(500, "internal_error", "The server failed to complete the request; it has been logged.")
-      )
-    )
+    Effect.catchCause((cause) => Effect.map(ApiError.answerDefect(cause), ApiError.toResponse))
   )
 
 /** A ready answer that short-circuits a handler (a refusal of the HTTP layer itself). */
@@ -65,25 +58,11 @@ const reply = (
   details?: ReadonlyArray<{ path: string; message: string }>
 ) => Effect.fail(new Reply({ response: ApiError.respond(status, code, message, { details }) }))
 
-const bearerOf = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
-  const header = request.headers["authorization"]
-  if (header === undefined) return undefined
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
-  return match?.[1]
-}
-
-const isJson = (request: HttpServerRequest.HttpServerRequest) => {
-  const type = (request.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? ""
-  return type === "application/json" || type.endsWith("+json")
-}
+const bearerOf = (request: HttpServerRequest.HttpServerRequest) => Ingest.bearerOf(request.headers["authorization"])
 
 const unsupportedMediaType = (request: HttpServerRequest.HttpServerRequest) =>
-  reply(
-    415,
-    "unsupported_media_type",
-    `Send the body as JSON with "Content-Type: application/json" (got ${
-      request.headers["content-type"] ?? "no Content-Type"
-    }).`
+  Effect.fail(
+    new Reply({ response: ApiError.toResponse(Ingest.unsupportedMediaType(request.headers["content-type"])) })
   )
 
 /** Reads a request body of at most `limit` bytes; undefined when it is larger. */
@@ -112,7 +91,7 @@ const issuesOf = (error: Schema.SchemaError) =>
 const readJson = <S extends Schema.Top>(schema: S) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    if (!isJson(request)) return yield* unsupportedMediaType(request)
+    if (!Ingest.isJsonType(request.headers["content-type"])) return yield* unsupportedMediaType(request)
     const bytes = yield* readBytes(request, MAX_API_BODY)
     if (bytes === undefined) {
       return yield* reply(413, "payload_too_large", `Request bodies of this API are limited to ${MAX_API_BODY} bytes.`)
@@ -191,13 +170,11 @@ const KNOWN: ReadonlyArray<readonly [string, RegExp]> = [
 export const api = Layer.merge(
   HttpApiScalar.layer(Api.Api, { path: "/docs" }),
   HttpRouter.use(Effect.fnUntraced(function*(router) {
-    const ingestion = yield* Ingestion.Ingestion
     const endpoints = yield* Endpoints.Endpoints
     const events = yield* Events.Events
     const replay = yield* Replay.Replay
     const accounts = yield* Accounts.Accounts
     const options = yield* Options
-    const plans = yield* Quota.Plans
 
     /** The caller's organization, from the API key. */
     const authenticate = Effect.flatMap(
@@ -205,23 +182,16 @@ export const api = Layer.merge(
       (request) => accounts.authenticate(bearerOf(request))
     )
 
-    const ingest = guarded(Effect.gen(function*() {
+    const answerIngest = yield* Ingest.make
+    const ingest = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
-      // The key is checked again in the write that stores the event, so a cached principal is safe here.
-      const principal: Principal = yield* accounts.authenticateForIngest(bearerOf(request))
-      if (!isJson(request)) return yield* unsupportedMediaType(request)
-      const plan = yield* Quota.effectivePlan(plans, principal.organization.plan)
-      const body = yield* readBytes(request, plan.maxPayloadBytes)
-      if (body === undefined) return yield* Effect.fail(Quota.payloadTooLarge(plan, undefined))
-      const result = yield* ingestion.accept(principal, {
+      const answer = yield* answerIngest({
         endpointId: yield* paramOf("endpoint_id"),
-        body,
-        signature: request.headers["x-pj-signature"],
-        timestamp: request.headers["x-pj-timestamp"],
-        idempotencyKey: request.headers["idempotency-key"]
+        header: (name) => request.headers[name],
+        body: (limit) => readBytes(request, limit)
       })
-      return json({ id: result.id, status: result.status, message: "Event received and queued for delivery" }, 202)
-    }))
+      return ApiError.toResponse(answer)
+    })
     yield* router.add("POST", "/e/:endpoint_id", ingest)
     yield* router.add("POST", "/api/v1/e/:endpoint_id", ingest)
 

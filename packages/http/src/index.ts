@@ -7,6 +7,7 @@
 export * as Api from "./Api.ts"
 export * as ApiError from "./ApiError.ts"
 export * as Client from "./Client.ts"
+export * as Ingest from "./Ingest.ts"
 export * as Json from "./Json.ts"
 export * as Relay from "./Relay.ts"
 export { createRelay } from "./Relay.ts"
