@@ -323,4 +323,148 @@ describe("DeliveryClient", () => {
         yield* Deferred.await(closed)
       }))
   })
+  describe("transport", () => {
+    /** One delivery through the layer's transport, as the dispatcher sends it. */
+    const deliver = (
+      url: string,
+      options: { readonly body?: Uint8Array; readonly headers?: Record<string, string>; readonly max?: number } = {}
+    ) =>
+      Effect.gen(function*() {
+        const transport = (yield* Dispatcher.CurrentTransport) ?? assert.fail("the layer sets no transport")
+        return yield* transport({
+          url,
+          headers: { "content-type": "application/json", ...options.headers },
+          body: options.body ?? new TextEncoder().encode("{}")
+        }, options.max ?? 64 * 1024)
+      })
+
+    it.live("POSTs the exact body bytes and headers and returns the status with the body", () =>
+      Effect.gen(function*() {
+        const server = yield* makeServer((_, response) => {
+          response.writeHead(201, { "content-type": "text/plain" })
+          response.end("thanks")
+        })
+        const body = new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0xa9, 0x22, 0x7d, 0x00, 0xff])
+        const response = yield* deliver(`http://127.0.0.1:${server.port}/hooks?x=1`, {
+          body,
+          headers: { "user-agent": "PromptJang/0.1.0", "x-promptjang-signature": "abc123" }
+        })
+        assert.deepStrictEqual(response, { statusCode: 201, responseBody: "thanks", error: null })
+        const received = server.requests[0] ?? assert.fail("nothing received")
+        assert.strictEqual(server.requests.length, 1)
+        assert.strictEqual(received.method, "POST")
+        assert.strictEqual(received.url, "/hooks?x=1")
+        assert.deepStrictEqual(new Uint8Array(received.body), body)
+        assert.strictEqual(received.headers["content-type"], "application/json")
+        assert.strictEqual(received.headers["content-length"], String(body.byteLength))
+        assert.strictEqual(received.headers["user-agent"], "PromptJang/0.1.0")
+        assert.strictEqual(received.headers["x-promptjang-signature"], "abc123")
+      }).pipe(Effect.provide(permissive)))
+
+    it.live("returns a 302 as the status and never requests its Location", () =>
+      Effect.gen(function*() {
+        const server = yield* makeServer((request, response) => {
+          if (request.url === "/start") {
+            response.writeHead(302, { location: "/target" })
+            response.end()
+          } else response.end("followed")
+        })
+        const response = yield* deliver(`http://127.0.0.1:${server.port}/start`)
+        assert.strictEqual(response.statusCode, 302)
+        assert.deepStrictEqual(server.requests.map((r) => r.url), ["/start"])
+      }).pipe(Effect.provide(permissive)))
+
+    it.live("reads at most maxResponseBytes of a body, with or without Content-Length, and keeps the status of a broken one", () =>
+      Effect.gen(function*() {
+        const server = yield* makeServer((request, response) => {
+          if (request.url === "/length") return void response.end("a".repeat(5000))
+          if (request.url === "/chunked") {
+            response.writeHead(200)
+            response.write("b".repeat(3000))
+            return void setTimeout(() => response.end("c".repeat(3000)), 10)
+          }
+          // Promises 100 bytes, sends 10, then drops the connection.
+          response.writeHead(500, { "content-length": "100" })
+          response.write("x".repeat(10))
+          setTimeout(() => response.socket?.destroy(), 10)
+        })
+        const base = `http://127.0.0.1:${server.port}`
+        assert.deepStrictEqual(yield* deliver(`${base}/length`, { max: 100 }), {
+          statusCode: 200,
+          responseBody: "a".repeat(100),
+          error: null
+        })
+        assert.deepStrictEqual(yield* deliver(`${base}/chunked`, { max: 4000 }), {
+          statusCode: 200,
+          responseBody: `${"b".repeat(3000)}${"c".repeat(1000)}`,
+          error: null
+        })
+        assert.deepStrictEqual(yield* deliver(`${base}/chunked`, { max: 64 * 1024 }), {
+          statusCode: 200,
+          responseBody: `${"b".repeat(3000)}${"c".repeat(3000)}`,
+          error: null
+        })
+        assert.deepStrictEqual(yield* deliver(`${base}/broken`), { statusCode: 500, responseBody: null, error: null })
+      }).pipe(Effect.provide(permissive)))
+
+    it.live("refuses loopback targets without connecting, and connects to the address the guard checked", () =>
+      Effect.gen(function*() {
+        const server = yield* makeServer()
+        for (
+          const url of [
+            `http://127.0.0.1:${server.port}/`,
+            `http://localhost:${server.port}/`,
+            `http://[::1]:${server.port}/`
+          ]
+        ) {
+          const refused = yield* deliver(url).pipe(Effect.provide(guarded))
+          assert.deepStrictEqual(refused, { statusCode: null, responseBody: null, error: "blocked_address" }, url)
+        }
+        assert.strictEqual(server.connections(), 0)
+        const { calls, resolve } = fakeResolver(["127.0.0.1"])
+        yield* Effect.gen(function*() {
+          for (let i = 0; i < 3; i++) {
+            assert.strictEqual((yield* deliver(`http://pinned.invalid:${server.port}/`)).statusCode, 200)
+          }
+        }).pipe(Effect.provide(DeliveryClient.layer({ allowPrivateTargets: true, resolve })))
+        assert.strictEqual(server.requests.length, 3)
+        assert.strictEqual(calls.length, server.connections())
+        const connectionsBefore = server.connections()
+        const refused = yield* deliver(`http://pinned.invalid:${server.port}/`).pipe(
+          Effect.provide(DeliveryClient.layer({ allowPrivateTargets: false, resolve }))
+        )
+        assert.strictEqual(refused.error, "blocked_address")
+        assert.strictEqual(server.connections(), connectionsBefore)
+      }))
+
+    it.live("reports a refused connection as connection_refused and an unresolvable host as dns", () =>
+      Effect.gen(function*() {
+        const port = yield* freePort
+        assert.strictEqual((yield* deliver(`http://127.0.0.1:${port}/`)).error, "connection_refused")
+        assert.strictEqual((yield* deliver("http://does-not-exist.invalid/")).error, "dns")
+      }).pipe(Effect.provide(permissive)))
+
+    it.live("aborts the request and its connection when interrupted, and reuses kept-alive connections", () =>
+      Effect.gen(function*() {
+        const arrived = yield* Deferred.make<void>()
+        const closed = yield* Deferred.make<void>()
+        const server = yield* makeServer((request, response) => {
+          if (request.url !== "/slow") return void response.end("ok")
+          request.socket.once("close", () => Deferred.doneUnsafe(closed, Exit.void))
+          Deferred.doneUnsafe(arrived, Exit.void)
+        })
+        for (let i = 0; i < 50; i++) {
+          assert.strictEqual((yield* deliver(`http://127.0.0.1:${server.port}/`)).responseBody, "ok")
+        }
+        assert.isAtMost(server.connections(), 2)
+        const fiber = yield* deliver(`http://127.0.0.1:${server.port}/slow`).pipe(
+          Effect.timeout("200 millis"),
+          Effect.flip,
+          Effect.forkChild
+        )
+        yield* Deferred.await(arrived)
+        assert.strictEqual((yield* Fiber.join(fiber))._tag, "TimeoutError")
+        yield* Deferred.await(closed)
+      }).pipe(Effect.provide(permissive)))
+  })
 })

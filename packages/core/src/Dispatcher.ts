@@ -148,11 +148,38 @@ export const deliveryHeaders = (
 
 const textDecoder = new TextDecoder()
 
-interface Response {
+/** One delivery as it goes over the wire: a POST of `body` to `url` with `headers`. */
+export interface Delivery {
+  readonly url: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: Uint8Array
+}
+
+/**
+ * What a delivery got back: the status and the response body as text (its first `maxResponseBytes`; null
+ * when it could not be read), or no status and the transport error.
+ */
+export interface DeliveryResponse {
   readonly statusCode: number | null
   readonly responseBody: string | null
   readonly error: AttemptError | null
 }
+type Response = DeliveryResponse
+
+/**
+ * Sends one delivery and reads at most `maxResponseBytes` of the answer. A transport never fails: it
+ * reports transport failures in the response (`classifyTransportError` names them). It must not follow
+ * redirects, and it must abort the request when interrupted: the dispatcher's timeout interrupts it.
+ */
+export type Transport = (delivery: Delivery, maxResponseBytes: number) => Effect.Effect<DeliveryResponse>
+
+/**
+ * The transport of deliveries. Unset (the default), deliveries go through the `HttpClient` in context; a
+ * host may set a leaner one for its platform (the Node server's calls undici directly).
+ */
+export const CurrentTransport = Context.Reference<Transport | undefined>("@promptjang/core/Dispatcher/Transport", {
+  defaultValue: () => undefined
+})
 
 /** A snapshot of the dispatcher, for health checks, metrics and test hosts. */
 export interface DispatcherStatus {
@@ -238,17 +265,17 @@ export const make = Effect.gen(function*() {
     startHeld()
   }
 
-  const readBody = (stream: Stream.Stream<Uint8Array, unknown>) =>
+  const readBody = (stream: Stream.Stream<Uint8Array, unknown>, maxResponseBytes: number) =>
     Effect.gen(function*() {
       const chunks: Array<Uint8Array> = []
       let size = 0
       yield* Stream.runForEachWhile(stream, (chunk) =>
         Effect.sync(() => {
-          const room = options.maxResponseBytes - size
+          const room = maxResponseBytes - size
           const part = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
           chunks.push(part)
           size += part.byteLength
-          return size < options.maxResponseBytes
+          return size < maxResponseBytes
         }))
       const all = new Uint8Array(size)
       let offset = 0
@@ -261,22 +288,23 @@ export const make = Effect.gen(function*() {
 
   // Most receivers answer a few bytes with a Content-Length: read those whole, and stream only bodies
   // that are large or of unknown length, stopping at the limit.
-  const readBodyOf = (response: HttpClientResponse.HttpClientResponse) => {
+  const readBodyOf = (response: HttpClientResponse.HttpClientResponse, maxResponseBytes: number) => {
     const length = Number(response.headers["content-length"] ?? Number.NaN)
-    return Number.isFinite(length) && length <= options.maxResponseBytes
+    return Number.isFinite(length) && length <= maxResponseBytes
       ? response.text
-      : readBody(response.stream)
+      : readBody(response.stream, maxResponseBytes)
   }
 
-  const send = (endpoint: Endpoint, event: Event, attempt: number, now: number): Effect.Effect<Response> =>
+  /** The default transport: the `HttpClient` in context. */
+  const viaHttpClient: Transport = (delivery, maxResponseBytes) =>
     client.execute(
-      HttpClientRequest.post(endpoint.url).pipe(
-        HttpClientRequest.setHeaders(deliveryHeaders(endpoint, event, attempt, now, options.userAgent)),
-        HttpClientRequest.bodyUint8Array(event.body, "application/json")
+      HttpClientRequest.post(delivery.url).pipe(
+        HttpClientRequest.setHeaders(delivery.headers),
+        HttpClientRequest.bodyUint8Array(delivery.body, "application/json")
       )
     ).pipe(
       Effect.flatMap((response) =>
-        readBodyOf(response).pipe(
+        readBodyOf(response, maxResponseBytes).pipe(
           Effect.map((body): Response => ({ statusCode: response.status, responseBody: body, error: null })),
           // A body cut off by a broken connection still leaves the status code.
           Effect.catch(() => Effect.succeed<Response>({ statusCode: response.status, responseBody: null, error: null }))
@@ -286,17 +314,26 @@ export const make = Effect.gen(function*() {
       Effect.provideService(FetchHttpClient.RequestInit, { redirect: "manual" }),
       // No client span per delivery, and no trace headers sent to customers' endpoints.
       Effect.provideService(HttpClient.TracerDisabledWhen, constTrue),
-      Effect.timeoutOrElse({
-        duration: Duration.millis(options.timeoutMs),
-        orElse: () => Effect.succeed<Response>({ statusCode: null, responseBody: null, error: "timeout" })
-      }),
       Effect.catch((error) =>
         Effect.succeed<Response>({
           statusCode: null,
           responseBody: null,
           error: classifyTransportError("reason" in error ? error.reason : error)
         })
-      ),
+      )
+    )
+  const transport = (yield* CurrentTransport) ?? viaHttpClient
+
+  const send = (endpoint: Endpoint, event: Event, attempt: number, now: number): Effect.Effect<Response> =>
+    transport({
+      url: endpoint.url,
+      headers: deliveryHeaders(endpoint, event, attempt, now, options.userAgent),
+      body: event.body
+    }, options.maxResponseBytes).pipe(
+      Effect.timeoutOrElse({
+        duration: Duration.millis(options.timeoutMs),
+        orElse: () => Effect.succeed<Response>({ statusCode: null, responseBody: null, error: "timeout" })
+      }),
       Effect.catchDefect((defect) =>
         Effect.succeed<Response>({ statusCode: null, responseBody: null, error: classifyTransportError(defect) })
       )
