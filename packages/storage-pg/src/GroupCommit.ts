@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Exit, type Scope } from "effect"
+import { Effect, Exit, type Scope } from "effect"
 
 /** How a group commit runs. */
 export interface GroupCommitOptions<I, O, E> {
@@ -15,6 +15,12 @@ export interface GroupCommitOptions<I, O, E> {
   readonly maxBatch: number
   /** Writer fibers: more overlap commits on a server; one for a single-connection database. */
   readonly writers: number
+  /**
+   * While a batch commits, another writer starts on the waiting items only once at least this many wait
+   * (default 1). Fewer wait for the batch under way to end and go in the next one: at moderate rates that
+   * keeps batches large and round trips few, and under heavy load the writers still overlap.
+   */
+  readonly overlapAt?: number | undefined
   /**
    * Runs once a writer has work, before it takes the batch. On PGlite a macrotask turn here lets the
    * requests that arrive meanwhile join the batch (otherwise batches shrink to one item).
@@ -29,9 +35,12 @@ export const make = <I, O, E>(options: GroupCommitOptions<I, O, E>): Effect.Effe
   Scope.Scope
 > =>
   Effect.gen(function*() {
-    const waiting: Array<{ readonly item: I; readonly done: Deferred.Deferred<O, E> }> = []
+    const overlapAt = Math.max(1, options.overlapAt ?? 1)
+    const waiting: Array<{ readonly item: I; readonly done: (exit: Exit.Exit<O, E>) => void }> = []
     let sleepers: Array<() => void> = []
+    let busy = 0
     const wakeOne = () => {
+      if (busy > 0 && waiting.length < overlapAt) return
       const wake = sleepers.shift()
       if (wake !== undefined) wake()
     }
@@ -50,30 +59,31 @@ export const make = <I, O, E>(options: GroupCommitOptions<I, O, E>): Effect.Effe
         if (options.gather !== undefined) yield* options.gather
         const batch = waiting.splice(0, options.maxBatch)
         if (batch.length === 0) continue
-        // More waiting than one batch holds: let another writer start on it now.
-        if (waiting.length > 0) wakeOne()
+        busy++
+        // Enough waiting already (see overlapAt): let another writer start on it now.
+        wakeOne()
         const exit = yield* Effect.exit(options.write(batch.map((entry) => entry.item)))
+        busy--
         if (Exit.isSuccess(exit)) {
           batch.forEach((entry, index) => {
             const result = exit.value[index]
-            Deferred.doneUnsafe(
-              entry.done,
+            entry.done(
               result === undefined ? Exit.die(new Error("group commit: missing result")) : Exit.succeed(result)
             )
           })
         } else {
           const failure = Exit.failCause(exit.cause)
-          for (const entry of batch) Deferred.doneUnsafe(entry.done, failure)
+          for (const entry of batch) entry.done(failure)
         }
       }
     })
     for (let i = 0; i < options.writers; i++) yield* Effect.forkScoped(writer)
 
+    // A caller that is interrupted while it waits still has its item written with the batch; only the
+    // answer is dropped.
     return (item: I) =>
-      Effect.gen(function*() {
-        const done = yield* Deferred.make<O, E>()
-        waiting.push({ item, done })
+      Effect.callback<O, E>((resume) => {
+        waiting.push({ item, done: resume })
         wakeOne()
-        return yield* Deferred.await(done)
       })
   })

@@ -33,8 +33,10 @@ export const CHANNEL = "promptjang_work"
 
 /** Tuning of the backend. */
 export interface PgBackendOptions {
-  /** Writers of the ingest group commit (one is the default everywhere: see `PgStorage.serverOptions`). */
+  /** Writers of the ingest group commit (see `PgStorage.serverOptions`). */
   readonly ingestWriters: number
+  /** While an ingest batch commits, another writer starts only once this many events wait (see GroupCommit). */
+  readonly ingestOverlapAt: number
   /**
    * Writers of the completion group commit. Nobody waits on a completion but the dispatcher's slot, so
    * fewer writers (larger batches, fewer commits) cost little.
@@ -457,6 +459,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
       write: writeIngestBatch,
       maxBatch: options.maxIngestBatch,
       writers: options.ingestWriters,
+      overlapAt: options.ingestOverlapAt,
       gather: options.gatherIngest
         ? Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
         : undefined
