@@ -1,6 +1,6 @@
 /**
  * Ingest over HTTP (issue: server). Prints, measured in one run with the same load generator (64 connections,
- * signed 1 KiB JSON events, 10 s each): wrk (Debian's package `wrk`) when it is installed, as it takes far less
+ * signed 1 KiB JSON events, 10 s each after 2 s of warm-up that is not counted): wrk (Debian's package `wrk`) when it is installed, as it takes far less
  * CPU from the servers it measures; autocannon otherwise (BENCH_LOADGEN=autocannon forces it).
  *
  * - a bare `node:http` server answering 202 (the ceiling of Node's HTTP stack on this machine);
@@ -26,6 +26,7 @@ import { Client, Pool } from "pg"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const DURATION = Number(process.env["BENCH_SECONDS"] ?? 10)
+const WARMUP_SECONDS = Number(process.env["BENCH_WARMUP_SECONDS"] ?? 2)
 const CONNECTIONS = 64
 const root = join(import.meta.dirname, "..")
 
@@ -54,12 +55,12 @@ interface Result {
   readonly non2xx: number
 }
 
-const autocannonLoad = async (url: string, headers: Record<string, string>): Promise<Result> => {
+const autocannonLoad = async (url: string, headers: Record<string, string>, seconds: number): Promise<Result> => {
   const result = await autocannon({
     url,
     method: "POST",
     connections: CONNECTIONS,
-    duration: DURATION,
+    duration: seconds,
     headers: { "content-type": "application/json", ...headers },
     body: payload
   })
@@ -77,7 +78,7 @@ const run = (file: string, args: ReadonlyArray<string>) =>
   )
 
 /** wrk, one thread (it needs far less than a core for this load), with a script that sets method, headers and body. */
-const wrkLoad = async (url: string, headers: Record<string, string>): Promise<Result> => {
+const wrkLoad = async (url: string, headers: Record<string, string>, seconds: number): Promise<Result> => {
   const dir = await mkdtemp(join(tmpdir(), "pj-wrk-"))
   try {
     const script = join(dir, "post.lua")
@@ -90,7 +91,7 @@ const wrkLoad = async (url: string, headers: Record<string, string>): Promise<Re
         ...Object.entries(all).map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)
       ].join("\n")
     )
-    const out = await run("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${DURATION}s`, "--latency", "-s", script, url])
+    const out = await run("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", script, url])
     const number = (pattern: RegExp) => Number(pattern.exec(out)?.[1] ?? 0)
     const p99 = /^\s*99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(out)
     const scale = p99?.[2] === "us" ? 0.001 : p99?.[2] === "s" ? 1000 : 1
@@ -108,7 +109,12 @@ const wrkLoad = async (url: string, headers: Record<string, string>): Promise<Re
 
 const hasWrk = process.env["BENCH_LOADGEN"] !== "autocannon" &&
   (await run("wrk", ["--version"]).then(() => true, (error: { code?: unknown }) => error.code !== "ENOENT"))
-const load = hasWrk ? wrkLoad : autocannonLoad
+const measure = hasWrk ? wrkLoad : autocannonLoad
+/** Each server first gets WARMUP_SECONDS of the same load, not counted (JIT, caches, pools). */
+const load = async (url: string, headers: Record<string, string>): Promise<Result> => {
+  if (WARMUP_SECONDS > 0) await measure(url, headers, WARMUP_SECONDS)
+  return measure(url, headers, DURATION)
+}
 
 const line = (name: string, r: Result, extra = "") =>
   console.log(
@@ -135,7 +141,7 @@ const main = async () => {
     console.log(
       `PromptJang HTTP ingest benchmark, ${new Date().toISOString()}, Node ${process.version}, ${
         hasWrk ? "wrk" : "autocannon"
-      }, ${CONNECTIONS} connections, ${DURATION}s each`
+      }, ${CONNECTIONS} connections, ${DURATION}s each after ${WARMUP_SECONDS}s of warm-up`
     )
 
     // 1. Bare node:http answering 202.
