@@ -34,8 +34,17 @@ const setup = (options: Partial<Dispatcher.DispatcherOptions>) =>
     const queue = Context.get(memory, Queue.Queue)
     let worker: LocalWorker | undefined
     const released: Array<EventId> = []
+    // Runs once, as the next claim returns: a handoff that lands while a claim is under way.
+    let duringClaim: (() => void) | undefined
     const handingQueue = Queue.Queue.of({
       ...queue,
+      claimDue: (request) =>
+        Effect.map(queue.claimDue(request), (claims) => {
+          const hook = duringClaim
+          duringClaim = undefined
+          hook?.()
+          return claims
+        }),
       release: (claims) => {
         released.push(...claims.map((c) => c.event.id))
         return queue.release(claims)
@@ -73,12 +82,18 @@ const setup = (options: Partial<Dispatcher.DispatcherOptions>) =>
     const leaseMs = Dispatcher.defaultOptions.timeoutMs + Dispatcher.defaultOptions.leaseMarginMs
 
     const endpoint = (url: string) => endpoints.create(organization.id, { url })
+    let sent = 0
+    /** Ingests `n` events, left in the queue. */
+    const ingest = (endpointId: string, n: number) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < n; i++) {
+          yield* ingestion.ingest(apiKey.key, { endpointId, body: encoder.encode(`{"event":"e","n":${sent++}}`) })
+        }
+      })
     /** Ingests `n` events and claims their deliveries, as a backend leases them in the ingest write. */
     const ingestAndClaim = (endpointId: string, n: number) =>
       Effect.gen(function*() {
-        for (let i = 0; i < n; i++) {
-          yield* ingestion.ingest(apiKey.key, { endpointId, body: encoder.encode(`{"event":"e","n":${i}}`) })
-        }
+        yield* ingest(endpointId, n)
         return yield* queue.claimDue({ now: yield* Clock.currentTimeMillis, limit: 1000, leaseMs })
       })
     const attachedYet = () => worker !== undefined
@@ -102,7 +117,10 @@ const setup = (options: Partial<Dispatcher.DispatcherOptions>) =>
     const turns = Effect.gen(function*() {
       for (let i = 0; i < 50; i++) yield* Effect.yieldNow
     })
-    return { receiver, released, endpoint, ingestAndClaim, start, attached, handOver, turns }
+    const onNextClaim = (hook: () => void) => {
+      duringClaim = hook
+    }
+    return { receiver, released, endpoint, ingest, ingestAndClaim, start, attached, handOver, turns, onNextClaim }
   })
 
 const bodyNumber = (body: Uint8Array): number => (JSON.parse(new TextDecoder().decode(body)) as { n: number }).n
@@ -172,6 +190,32 @@ describe("Local handoff", () => {
       yield* host.turns
       assert.include(host.released, late.event.id)
       assert.isFalse(worker.reserve(slow.id))
+    }))
+
+  it.effect("a claimed delivery whose endpoint filled up during the claim waits in memory, not back in the queue", () =>
+    Effect.gen(function*() {
+      const host = yield* setup({ perEndpointConcurrency: 2 })
+      const endpoint = yield* host.endpoint("https://receiver.test/a")
+      host.receiver.script(endpoint.url, { status: 200, delay: "1 second" })
+      const handed = yield* host.ingestAndClaim(endpoint.id, 2)
+      // Two more wait in the queue; while the dispatcher claims them, the two above are handed over.
+      yield* host.ingest(endpoint.id, 2)
+      host.onNextClaim(() => host.handOver(handed))
+      yield* host.start
+      yield* host.turns
+      // The handed-over two fill the endpoint; the two claimed are held, not released to be claimed again.
+      assert.strictEqual(host.receiver.requests().length, 2)
+      assert.deepStrictEqual(host.released, [])
+      yield* TestClock.adjust(SECOND)
+      yield* host.turns
+      assert.strictEqual(host.receiver.requests().length, 4)
+      const order = host.receiver.requests().map((r) => bodyNumber(r.body))
+      assert.sameMembers(order.slice(0, 2), [0, 1])
+      assert.sameMembers(order.slice(2), [2, 3])
+      yield* TestClock.adjust(SECOND)
+      yield* host.turns
+      assert.strictEqual(host.receiver.pending(), 0)
+      assert.deepStrictEqual(host.released, [])
     }))
 
   it.effect("refuses handoffs beyond maxHeldPerEndpoint and maxHeld; a cancelled reservation frees its place", () =>

@@ -54,7 +54,8 @@ export interface DispatcherOptions {
   readonly endpointCacheMs: number
   /**
    * Deliveries handed over in-process (see `Queue.attachWorker`) that may wait in memory for a free slot,
-   * per process and per endpoint; beyond these they stay in the queue and are claimed as usual.
+   * per process and per endpoint; beyond these they stay in the queue and are claimed as usual. One endpoint
+   * may take half of the process's room (512 of 1,024): at 2,000 events/s to it, a quarter-second stall.
    */
   readonly maxHeld: number
   readonly maxHeldPerEndpoint: number
@@ -75,7 +76,7 @@ export const defaultOptions: DispatcherOptions = {
   disabledRecheckMs: 60_000,
   endpointCacheMs: 1_000,
   maxHeld: 1_024,
-  maxHeldPerEndpoint: 256,
+  maxHeldPerEndpoint: 512,
   holdMs: 2_000,
   userAgent: `PromptJang/${VERSION}`
 }
@@ -251,6 +252,9 @@ export const make = Effect.gen(function*() {
   }
   // Starts handed-over deliveries held in memory that a freed slot lets go (set while `run` runs).
   let startHeld = () => {}
+  // Holds claimed deliveries whose endpoint filled up meanwhile, behind those already held (set while `run`
+  // runs with a local worker attached; without one they go back to the queue).
+  let holdClaimed: ((claims: ReadonlyArray<Claim>) => void) | undefined
   const releaseEndpoint = (slot: Slot) => {
     if (dropEndpointShare(slot)) {
       slotFreed.bump()
@@ -458,6 +462,20 @@ export const make = Effect.gen(function*() {
         inFlight++
         start(claim)
       }
+      const hold = (claim: Claim) => {
+        const endpointId = claim.event.endpointId
+        heldCount++
+        const queued = held.get(endpointId)
+        if (queued === undefined) held.set(endpointId, [claim])
+        else queued.push(claim)
+      }
+      holdClaimed = (claims) => {
+        for (const claim of claims) {
+          count(claim.event.endpointId, 1)
+          hold(claim)
+        }
+        startHeld()
+      }
       startHeld = () => {
         if (heldCount === 0) return
         for (const [endpointId, claims] of held) {
@@ -500,6 +518,7 @@ export const make = Effect.gen(function*() {
         Effect.suspend(() => {
           closed = true
           startHeld = () => {}
+          holdClaimed = undefined
           return giveBack(takeHeldSince(Number.POSITIVE_INFINITY))
         })
       )
@@ -523,11 +542,8 @@ export const make = Effect.gen(function*() {
             count(endpointId, -1)
             return void Effect.runFork(giveBack([claim]))
           }
-          const queued = held.get(endpointId)
-          if (queued === undefined && canStart(endpointId)) return startNow(claim)
-          heldCount++
-          if (queued === undefined) held.set(endpointId, [claim])
-          else queued.push(claim)
+          if (!held.has(endpointId) && canStart(endpointId)) return startNow(claim)
+          hold(claim)
         },
         cancel: (endpointId) => {
           reserved--
@@ -572,7 +588,8 @@ export const make = Effect.gen(function*() {
         for (const claim of claims) {
           const count = perEndpoint.get(claim.event.endpointId) ?? 0
           if (count >= options.perEndpointConcurrency) {
-            // The endpoint already had deliveries in flight: hand the excess back for a later round.
+            // The endpoint filled up meanwhile (handed-over deliveries started): hold the excess in memory with
+            // them, or without a local worker hand it back for a later round.
             taken.push(claim)
             continue
           }
@@ -580,7 +597,10 @@ export const make = Effect.gen(function*() {
           inFlight++
           start(claim)
         }
-        if (taken.length > 0) yield* queue.release(taken)
+        if (taken.length > 0) {
+          if (holdClaimed === undefined) yield* queue.release(taken)
+          else holdClaimed(taken)
+        }
         if (claims.length > 0 && taken.length === 0 && claims.length === limit) {
           yield* Effect.yieldNow
           continue
