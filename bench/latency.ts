@@ -7,6 +7,8 @@
  *
  * Run: `npm run bench:latency` (needs PostgreSQL: PROMPTJANG_BENCH_DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/postgres). Creates and drops its own database; stops by itself.
+ * BENCH_TIMELINE=1 also prints, per 500 ms of sending, the slowest 202 and the slowest delivery (where a
+ * stall began and how long it lasted).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createHmac } from "node:crypto"
@@ -90,6 +92,7 @@ const main = async () => {
     const runAt = async (rate: number, seconds: number) => {
       received.clear()
       const acked = new Map<string, number>()
+      const sentAt = new Map<string, number>()
       let failed = 0
       const total = rate * seconds
       const started = performance.now()
@@ -102,6 +105,7 @@ const main = async () => {
           for (; sent < due; sent++) {
             const timestamp = String(Math.floor(Date.now() / 1000))
             const signature = createHmac("sha256", endpoint.secret).update(`${timestamp}.${body}`).digest("hex")
+            const sendTime = performance.now()
             sends.push(
               request(`${base}/e/${endpoint.id}`, {
                 method: "POST",
@@ -115,8 +119,10 @@ const main = async () => {
                 body
               }).then(async (response) => {
                 const answer = (await response.body.json()) as { id?: string }
-                if (response.statusCode === 202 && answer.id !== undefined) acked.set(answer.id, performance.now())
-                else failed++
+                if (response.statusCode === 202 && answer.id !== undefined) {
+                  acked.set(answer.id, performance.now())
+                  sentAt.set(answer.id, sendTime)
+                } else failed++
               }, () => {
                 failed++
               })
@@ -135,6 +141,26 @@ const main = async () => {
       const latencies = Array.from(acked, ([id, at]) => Math.max(0, (received.get(id) ?? Number.NaN) - at))
         .filter((value) => !Number.isNaN(value))
         .sort((a, b) => a - b)
+      if (process.env["BENCH_TIMELINE"] !== undefined) {
+        // Per 500 ms of sending: events, the slowest 202 and the slowest ack→delivery among them.
+        const windows = new Map<number, { n: number; ack: number; delivery: number }>()
+        for (const [id, at] of acked) {
+          const sendTime = sentAt.get(id) ?? at
+          const key = Math.floor((sendTime - started) / 500)
+          const w = windows.get(key) ?? { n: 0, ack: 0, delivery: 0 }
+          w.n++
+          w.ack = Math.max(w.ack, at - sendTime)
+          w.delivery = Math.max(w.delivery, (received.get(id) ?? Number.NaN) - at)
+          windows.set(key, w)
+        }
+        for (const [key, w] of [...windows].sort((a, b) => a[0] - b[0])) {
+          console.log(
+            `  t=${(key / 2).toFixed(1)}s n=${w.n} max 202 ${w.ack.toFixed(1)} ms, max delivery ${
+              w.delivery.toFixed(1)
+            } ms`
+          )
+        }
+      }
       return { total, acked: acked.size, failed, achieved, latencies }
     }
 
