@@ -18,7 +18,7 @@
  * @since 0.1.0
  */
 import { Effect, Result } from "effect"
-import { createHash, createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto"
+import { createHmac, createSecretKey, hash, type KeyObject, timingSafeEqual } from "node:crypto"
 import * as Entropy from "./Entropy.ts"
 import { InvalidSignature, TimestampOutOfRange } from "./Errors.ts"
 
@@ -328,13 +328,13 @@ export const isApiKeyShaped = (key: string): boolean => API_KEY_SHAPE.test(key)
  * (no salt or slow KDF) because the key carries ~190 random bits, and it lets
  * a key be looked up by its hash.
  */
-export const hashApiKey = (key: string): string => createHash("sha256").update(key, "utf8").digest("hex")
+export const hashApiKey = (key: string): string => hash("sha256", key, "hex")
 
 /** The first 12 characters of an API key (`pj_live_` + 4), kept to tell keys apart in lists. */
 export const apiKeyPrefix = (key: string): string => key.slice(0, 12)
 
 /** Lowercase hex SHA-256 of a body: compares an idempotent retry's body with the first one without keeping it. */
-export const hashBody = (body: Uint8Array): string => createHash("sha256").update(body).digest("hex")
+export const hashBody = (body: Uint8Array): string => hash("sha256", body, "hex")
 
 /**
  * Whether two strings are equal, in time that does not depend on where they
@@ -343,6 +343,6 @@ export const hashBody = (body: Uint8Array): string => createHash("sha256").updat
  */
 export const constantTimeEqual = (a: string, b: string): boolean =>
   timingSafeEqual(
-    createHash("sha256").update(a, "utf8").digest(),
-    createHash("sha256").update(b, "utf8").digest()
+    hash("sha256", a, "buffer"),
+    hash("sha256", b, "buffer")
   )
