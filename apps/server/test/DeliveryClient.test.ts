@@ -57,6 +57,28 @@ const makeServer = (handler: Handler = ok) =>
       })
   ).pipe(Effect.map(({ state }) => state))
 
+/** Answers /start with a 302 to /target, which must never be requested. */
+const redirecting: Handler = (request, response) => {
+  if (request.url === "/start") {
+    response.writeHead(302, { location: "/target" })
+    response.end()
+  } else response.end("followed")
+}
+
+/** The one request the server got: a POST of `body` to /hooks?x=1 with the delivery headers; returned. */
+const assertPosted = (server: TestServer, body: Uint8Array): Received => {
+  assert.strictEqual(server.requests.length, 1)
+  const received = server.requests[0] ?? assert.fail("nothing received")
+  assert.strictEqual(received.method, "POST")
+  assert.strictEqual(received.url, "/hooks?x=1")
+  assert.deepStrictEqual(new Uint8Array(received.body), body)
+  assert.strictEqual(received.headers["content-type"], "application/json")
+  assert.strictEqual(received.headers["content-length"], String(body.byteLength))
+  assert.strictEqual(received.headers["user-agent"], "PromptJang/0.1.0")
+  assert.strictEqual(received.headers["x-promptjang-signature"], "abc123")
+  return received
+}
+
 /** A port on 127.0.0.1 with nothing listening. */
 const freePort = Effect.callback<number>((resume) => {
   const server = Http.createServer()
@@ -184,28 +206,13 @@ describe("DeliveryClient", () => {
         )
         assert.strictEqual(response.status, 200)
         assert.strictEqual(yield* response.text, "thanks")
-        assert.strictEqual(server.requests.length, 1)
-        const received = server.requests[0]
-        assert.isDefined(received)
-        if (received === undefined) return
-        assert.strictEqual(received.method, "POST")
-        assert.strictEqual(received.url, "/hooks?x=1")
-        assert.deepStrictEqual(new Uint8Array(received.body), body)
-        assert.strictEqual(received.headers["content-type"], "application/json")
-        assert.strictEqual(received.headers["content-length"], String(body.byteLength))
-        assert.strictEqual(received.headers["user-agent"], "PromptJang/0.1.0")
-        assert.strictEqual(received.headers["x-promptjang-signature"], "abc123")
+        const received = assertPosted(server, body)
         assert.strictEqual(received.headers["webhook-id"], "evt_1")
       }).pipe(Effect.provide(permissive)))
 
     it.live("returns a 302 as the response and never requests its Location", () =>
       Effect.gen(function*() {
-        const server = yield* makeServer((request, response) => {
-          if (request.url === "/start") {
-            response.writeHead(302, { location: "/target" })
-            response.end()
-          } else response.end("followed")
-        })
+        const server = yield* makeServer(redirecting)
         const client = yield* HttpClient.HttpClient
         const response = yield* client.execute(post(`http://127.0.0.1:${server.port}/start`))
         assert.strictEqual(response.status, 302)
@@ -350,25 +357,12 @@ describe("DeliveryClient", () => {
           headers: { "user-agent": "PromptJang/0.1.0", "x-promptjang-signature": "abc123" }
         })
         assert.deepStrictEqual(response, { statusCode: 201, responseBody: "thanks", error: null })
-        const received = server.requests[0] ?? assert.fail("nothing received")
-        assert.strictEqual(server.requests.length, 1)
-        assert.strictEqual(received.method, "POST")
-        assert.strictEqual(received.url, "/hooks?x=1")
-        assert.deepStrictEqual(new Uint8Array(received.body), body)
-        assert.strictEqual(received.headers["content-type"], "application/json")
-        assert.strictEqual(received.headers["content-length"], String(body.byteLength))
-        assert.strictEqual(received.headers["user-agent"], "PromptJang/0.1.0")
-        assert.strictEqual(received.headers["x-promptjang-signature"], "abc123")
+        assertPosted(server, body)
       }).pipe(Effect.provide(permissive)))
 
     it.live("returns a 302 as the status and never requests its Location", () =>
       Effect.gen(function*() {
-        const server = yield* makeServer((request, response) => {
-          if (request.url === "/start") {
-            response.writeHead(302, { location: "/target" })
-            response.end()
-          } else response.end("followed")
-        })
+        const server = yield* makeServer(redirecting)
         const response = yield* deliver(`http://127.0.0.1:${server.port}/start`)
         assert.strictEqual(response.statusCode, 302)
         assert.deepStrictEqual(server.requests.map((r) => r.url), ["/start"])
