@@ -218,7 +218,7 @@ describe("Local handoff", () => {
       assert.deepStrictEqual(host.released, [])
     }))
 
-  it.effect("refuses handoffs beyond maxHeldPerEndpoint and maxHeld; a cancelled reservation frees its place", () =>
+  it.effect("refuses handoffs beyond maxHeldPerEndpoint and maxHeld; a refused endpoint's deliveries go to the queue until a claim finds none left", () =>
     Effect.gen(function*() {
       const host = yield* setup({ maxHeld: 5, maxHeldPerEndpoint: 3 })
       const a = yield* host.endpoint("https://receiver.test/a")
@@ -230,7 +230,39 @@ describe("Local handoff", () => {
       assert.deepStrictEqual([1, 2].map(() => worker.reserve(b.id)), [true, true])
       assert.isFalse(worker.reserve(c.id), "c has none, but the process holds 5")
       worker.cancel(a.id)
+      // There is room again, but c's refused delivery waits in the queue: later ones must not overtake it.
+      assert.isFalse(worker.reserve(c.id))
+      // The next claim finds nothing of c's left in the queue (it delivers b's new event): c is handed over again.
+      yield* host.ingest(b.id, 1)
+      yield* host.turns
+      assert.strictEqual(host.receiver.requests().length, 1)
       assert.isTrue(worker.reserve(c.id))
-      assert.isFalse(worker.reserve(a.id), "the process holds 5 again")
+      assert.isFalse(worker.reserve(b.id), "the process holds 5 again")
+    }))
+
+  it.effect("a refused endpoint is handed over again only once its queued deliveries are claimed", () =>
+    Effect.gen(function*() {
+      const host = yield* setup({ perEndpointConcurrency: 1, maxHeldPerEndpoint: 1 })
+      const endpoint = yield* host.endpoint("https://receiver.test/a")
+      host.receiver.script(endpoint.url, { status: 200, delay: "1 second" })
+      yield* host.start
+      const worker = host.attached()
+      assert.isTrue(worker.reserve(endpoint.id))
+      assert.isFalse(worker.reserve(endpoint.id))
+      worker.cancel(endpoint.id)
+      // Two wait in the queue; the endpoint takes one at a time.
+      yield* host.ingest(endpoint.id, 2)
+      yield* host.turns
+      assert.strictEqual(host.receiver.requests().length, 1)
+      assert.isFalse(worker.reserve(endpoint.id), "one is still queued")
+      yield* TestClock.adjust(SECOND)
+      yield* host.turns
+      assert.strictEqual(host.receiver.requests().length, 2)
+      assert.isFalse(worker.reserve(endpoint.id))
+      // The last one was claimed when the endpoint had room for it alone: the claim could not tell that none
+      // was left. The next claim, once it ends, can.
+      yield* TestClock.adjust(SECOND)
+      yield* host.turns
+      assert.isTrue(worker.reserve(endpoint.id))
     }))
 })

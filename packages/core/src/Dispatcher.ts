@@ -255,6 +255,10 @@ export const make = Effect.gen(function*() {
   // Holds claimed deliveries whose endpoint filled up meanwhile, behind those already held (set while `run`
   // runs with a local worker attached; without one they go back to the queue).
   let holdClaimed: ((claims: ReadonlyArray<Claim>) => void) | undefined
+  // Endpoints whose handoff was refused (their room in memory was full), so that some of their deliveries wait
+  // in the queue: new ones go to the queue too, behind them, until a claim finds none left. Otherwise the
+  // handed-over newer ones would keep the endpoint's slots and the queued older ones would wait for seconds.
+  const backlogged = new Set<EndpointId>()
   const releaseEndpoint = (slot: Slot) => {
     if (dropEndpointShare(slot)) {
       slotFreed.bump()
@@ -529,8 +533,13 @@ export const make = Effect.gen(function*() {
       yield* queue.attachWorker({
         leaseMs,
         reserve: (endpointId) => {
-          if (closed || reserved + heldCount >= options.maxHeld) return false
-          if ((waitingFor.get(endpointId) ?? 0) >= options.maxHeldPerEndpoint) return false
+          if (closed || backlogged.has(endpointId)) return false
+          if (
+            reserved + heldCount >= options.maxHeld || (waitingFor.get(endpointId) ?? 0) >= options.maxHeldPerEndpoint
+          ) {
+            backlogged.add(endpointId)
+            return false
+          }
           reserved++
           count(endpointId, 1)
           return true
@@ -600,6 +609,18 @@ export const make = Effect.gen(function*() {
         if (taken.length > 0) {
           if (holdClaimed === undefined) yield* queue.release(taken)
           else holdClaimed(taken)
+        }
+        // A backlogged endpoint that this claim looked at in full (not excluded, not cut short by the batch
+        // limit) and found fewer due than it could take has no more waiting in the queue: hand over again.
+        if (backlogged.size > 0 && claims.length < limit) {
+          for (const id of backlogged) {
+            if (
+              !excludeEndpoints.includes(id) &&
+              (got.get(id) ?? 0) < (endpointLimits.get(id) ?? options.perEndpointConcurrency)
+            ) {
+              backlogged.delete(id)
+            }
+          }
         }
         if (claims.length > 0 && taken.length === 0 && claims.length === limit) {
           yield* Effect.yieldNow
