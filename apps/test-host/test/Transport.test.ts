@@ -3,14 +3,14 @@
  * the dispatcher sends through it, records what it reports, and interrupts it at the timeout.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Accounts, Dispatcher, Endpoints, Engine, Entropy, Ingestion, Memory, Storage } from "@promptjang/core"
+import { Accounts, Dispatcher, Endpoints, Engine, Entropy, Ids, Ingestion, Memory, Storage } from "@promptjang/core"
 import { Context, Effect, Layer } from "effect"
 import { HttpClient } from "effect/http"
 import { TestClock } from "effect/testing"
 
 const SECOND = 1000
 
-const setup = (transport: Dispatcher.Transport) =>
+const setup = (transport: Dispatcher.Transport, entropy: Entropy.Entropy = Entropy.fromRandom) =>
   Effect.gen(function*() {
     yield* TestClock.setTime(Date.UTC(2026, 4, 26, 12))
     const engine = yield* Layer.build(
@@ -23,7 +23,7 @@ const setup = (transport: Dispatcher.Transport) =>
         )),
         Layer.provide(Layer.mergeAll(
           Layer.succeed(Dispatcher.CurrentTransport, transport),
-          Layer.succeed(Entropy.Entropy, Entropy.fromRandom)
+          Layer.succeed(Entropy.Entropy, entropy)
         ))
       )
     )
@@ -84,5 +84,20 @@ describe("Dispatcher.CurrentTransport", () => {
       assert.strictEqual(interrupted, 1)
       const attempts = yield* host.attempts
       assert.deepStrictEqual(attempts.map((a) => [a.statusCode, a.error, a.succeeded]), [[null, "timeout", false]])
+    }))
+
+  it.effect("makes event and attempt ids from the entropy the engine was built with, not the caller's", () =>
+    Effect.gen(function*() {
+      const fixed: Entropy.Entropy = { bytes: (length) => Effect.succeed(new Uint8Array(length).fill(0x11)) }
+      const host = yield* setup(() => Effect.succeed({ statusCode: 200, responseBody: "", error: null }), fixed).pipe(
+        // What the caller's context holds must not matter.
+        Effect.provideService(Entropy.Entropy, Entropy.fromRandom)
+      )
+      yield* turns
+      const random = (id: string) => id.slice(-20)
+      assert.strictEqual(random(host.id), random(Ids.format("evt_", 0, new Uint8Array(13).fill(0x11))))
+      const attempts = yield* host.attempts
+      assert.strictEqual(attempts.length, 1)
+      assert.strictEqual(random(attempts[0]?.id ?? ""), random(host.id))
     }))
 })

@@ -207,7 +207,7 @@ export const make = Effect.gen(function*() {
   const client = yield* HttpClient.HttpClient
   const options = yield* Options
   const engineSchedule = yield* Backoff.CurrentSchedule
-  const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
+  const entropy = yield* Entropy.Entropy
   const leaseMs = options.timeoutMs + options.leaseMarginMs
   // Claim in batches: with deliveries in flight, wait until a quarter of a batch is free rather than
   // paying one claim round trip per finished delivery.
@@ -396,7 +396,7 @@ export const make = Effect.gen(function*() {
     releaseEndpoint(slot)
     const succeeded = response.statusCode !== null && response.statusCode >= 200 && response.statusCode < 300
     const attempt: Attempt = {
-      id: yield* withEntropy(Ids.makeAttemptId),
+      id: yield* Ids.makeAttemptIdWith(entropy),
       eventId: event.id,
       organizationId: event.organizationId,
       endpointId: event.endpointId,

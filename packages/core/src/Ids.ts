@@ -88,9 +88,23 @@ const make = <A extends string>(prefix: string) =>
     return format(prefix, now, random) as A
   })
 
-/** A new event id made at `millis` (the event's creation time, read once by the caller). */
-export const makeEventIdAt = (millis: number): Effect.Effect<EventId> =>
-  Effect.map(Entropy.bytes(13), (random) => format("evt_", millis, random) as EventId)
+/**
+ * A new event id made at `millis` (the event's creation time, read once by the caller), with random bytes from
+ * `source` when given (the entropy a service captured when it was built: cheaper than providing it per call),
+ * else from the current source.
+ */
+export const makeEventIdAt = (millis: number, source?: Entropy.Entropy): Effect.Effect<EventId> =>
+  Effect.map(
+    source === undefined ? Entropy.bytes(13) : source.bytes(13),
+    (random) => format("evt_", millis, random) as EventId
+  )
+
+/** A new attempt id, with random bytes from `source` (see `makeEventIdAt`). */
+export const makeAttemptIdWith = (source: Entropy.Entropy): Effect.Effect<AttemptId> =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    return format("dat_", now, yield* source.bytes(13)) as AttemptId
+  })
 
 /** A new organization id. */
 export const makeOrganizationId: Effect.Effect<OrganizationId> = make<OrganizationId>("org_")

@@ -117,7 +117,7 @@ export const make = Effect.gen(function*() {
   const accounts = yield* Accounts
   const lifecycle = yield* Lifecycle
   const plans = yield* Quota.Plans
-  const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
+  const entropy = yield* Entropy.Entropy
   const options = yield* Options
 
   // The endpoint of every ingest: a hot read, kept for a moment (misses are not kept).
@@ -180,7 +180,7 @@ export const make = Effect.gen(function*() {
     const accepted = EventStateMachine.project(undefined, { _tag: "Accepted", at: now })
     const event: Event = {
       // The id carries the same time as createdAt, so ids order events exactly by creation time.
-      id: yield* Ids.makeEventIdAt(now),
+      id: yield* Ids.makeEventIdAt(now, entropy),
       organizationId,
       endpointId: endpoint.value.id,
       eventType,
@@ -211,7 +211,7 @@ export const make = Effect.gen(function*() {
     yield* Metric.update(Metrics.eventsAccepted, 1)
     yield* lifecycle.emit({ _tag: "Accepted", event })
     return { id: event.id, status: "QUEUED", duplicate: false } as const
-  }, withEntropy)
+  })
 
   return Ingestion.of({
     accept,
