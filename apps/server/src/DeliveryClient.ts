@@ -149,17 +149,11 @@ const textDecoder = new TextDecoder()
 /** Reads at most `limit` bytes of a response body as text, then lets the rest go. */
 const readText = (body: Dispatcher.ResponseData["body"], limit: number): Promise<string> =>
   new Promise((resolve, reject) => {
-    const chunks: Array<Uint8Array> = []
+    const chunks: Array<Buffer> = []
     let size = 0
     const done = () => {
       body.off("data", onData)
-      const all = new Uint8Array(size)
-      let offset = 0
-      for (const chunk of chunks) {
-        all.set(chunk, offset)
-        offset += chunk.byteLength
-      }
-      resolve(textDecoder.decode(all))
+      resolve(textDecoder.decode(Buffer.concat(chunks, size)))
     }
     const onData = (chunk: Buffer) => {
       const part = chunk.byteLength > limit - size ? chunk.subarray(0, limit - size) : chunk

@@ -252,13 +252,6 @@ export const make = Effect.gen(function*() {
   }
   // Starts handed-over deliveries held in memory that a freed slot lets go (set while `run` runs).
   let startHeld = () => {}
-  // Holds claimed deliveries whose endpoint filled up meanwhile, behind those already held (set while `run`
-  // runs with a local worker attached; without one they go back to the queue).
-  let holdClaimed: ((claims: ReadonlyArray<Claim>) => void) | undefined
-  // Endpoints whose handoff was refused (their room in memory was full), so that some of their deliveries wait
-  // in the queue: new ones go to the queue too, behind them, until a claim finds none left. Otherwise the
-  // handed-over newer ones would keep the endpoint's slots and the queued older ones would wait for seconds.
-  const backlogged = new Set<EndpointId>()
   const releaseEndpoint = (slot: Slot) => {
     if (dropEndpointShare(slot)) {
       slotFreed.bump()
@@ -446,6 +439,13 @@ export const make = Effect.gen(function*() {
     // memory (bounded, in order per endpoint) and starts when a delivery ends; one that waited holdMs goes
     // back to the queue. A burst or a stall then drains at the cost of the handoff, not of claims.
     const handoffLimit = options.concurrency - refillAt
+    // Holds claimed deliveries whose endpoint filled up meanwhile, behind those already held (set when a local
+    // worker is attached; without one they go back to the queue).
+    let holdClaimed: ((claims: ReadonlyArray<Claim>) => void) | undefined
+    // Endpoints whose handoff was refused (their room in memory was full), so that some of their deliveries
+    // wait in the queue: new ones go to the queue too, behind them, until a claim finds none left. Otherwise the
+    // handed-over newer ones would keep the endpoint's slots and the queued older ones would wait for seconds.
+    const backlogged = new Set<EndpointId>()
     if (queue.attachWorker !== undefined) {
       const held = new Map<EndpointId, Array<Claim>>()
       let heldCount = 0

@@ -81,30 +81,26 @@ export const timestampOf = (id: string): number => {
   return value
 }
 
-const make = <A extends string>(prefix: string) =>
+/** An id made now, with random bytes from `bytes`. */
+const makeWith = <A extends string>(prefix: string, bytes: (length: number) => Effect.Effect<Uint8Array>) =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
-    const random = yield* Entropy.bytes(13)
+    const random = yield* bytes(13)
     return format(prefix, now, random) as A
   })
 
+const make = <A extends string>(prefix: string) => makeWith<A>(prefix, Entropy.bytes)
+
 /**
  * A new event id made at `millis` (the event's creation time, read once by the caller), with random bytes from
- * `source` when given (the entropy a service captured when it was built: cheaper than providing it per call),
- * else from the current source.
+ * `source`: the entropy a service captured when it was built, cheaper than providing it on every call.
  */
-export const makeEventIdAt = (millis: number, source?: Entropy.Entropy): Effect.Effect<EventId> =>
-  Effect.map(
-    source === undefined ? Entropy.bytes(13) : source.bytes(13),
-    (random) => format("evt_", millis, random) as EventId
-  )
+export const makeEventIdAt = (millis: number, source: Entropy.Entropy): Effect.Effect<EventId> =>
+  Effect.map(source.bytes(13), (random) => format("evt_", millis, random) as EventId)
 
 /** A new attempt id, with random bytes from `source` (see `makeEventIdAt`). */
 export const makeAttemptIdWith = (source: Entropy.Entropy): Effect.Effect<AttemptId> =>
-  Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    return format("dat_", now, yield* source.bytes(13)) as AttemptId
-  })
+  makeWith<AttemptId>("dat_", source.bytes)
 
 /** A new organization id. */
 export const makeOrganizationId: Effect.Effect<OrganizationId> = make<OrganizationId>("org_")
