@@ -13,13 +13,15 @@
  * The load generator runs with `--single-threaded-gc` (the script restarts itself with it when it is missing).
  * It shares the machine with the server and PostgreSQL, and V8's parallel and concurrent GC threads of this
  * process took both cores for about 0.25 s at each of its major collections (seen with `perf`), stalling the
- * server under test: a generator on another machine would not.
+ * server under test: a generator on another machine would not. On a machine with two cores or fewer, the server
+ * runs with `--v8-pool-size=1`, as docs/configuration.md recommends for such machines.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createHmac } from "node:crypto"
 import { once } from "node:events"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
+import { availableParallelism } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Client } from "pg"
@@ -46,6 +48,8 @@ const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
 
 const GC_FLAG = "--single-threaded-gc"
+// On two cores shared with PostgreSQL, the server runs as docs/configuration.md recommends for such machines.
+const SERVER_FLAGS = availableParallelism() <= 2 ? ["--v8-pool-size=1"] : []
 
 const main = async () => {
   const database = `promptjang_bench_latency_${process.pid}`
@@ -68,7 +72,7 @@ const main = async () => {
     const profile = process.env["BENCH_CPU_PROF"] === undefined
       ? []
       : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`]
-    server = spawn(process.execPath, [...profile, join(root, "apps/server/src/cli.ts"), "serve"], {
+    server = spawn(process.execPath, [...SERVER_FLAGS, ...profile, join(root, "apps/server/src/cli.ts"), "serve"], {
       env: {
         ...process.env,
         PORT: String(port),
@@ -174,7 +178,9 @@ const main = async () => {
     console.log(
       `PromptJang end to end at fixed rates, ${
         new Date().toISOString()
-      }, Node ${process.version}, ${SECONDS}s per rate, load generator with ${GC_FLAG}`
+      }, Node ${process.version}, ${SECONDS}s per rate, load generator with ${GC_FLAG}, server with ${
+        SERVER_FLAGS.length === 0 ? "Node's defaults" : SERVER_FLAGS.join(" ")
+      }`
     )
     if (WARMUP_SECONDS > 0 && RATES[0] !== undefined) {
       // A cold server (JIT, connection pools, first plans) stalls for its first second; "sustained" excludes it.
