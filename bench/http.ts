@@ -1,7 +1,8 @@
 /**
  * Ingest over HTTP (issue: server). Prints, measured in one run with the same load generator (64 connections,
- * signed 1 KiB JSON events, 10 s each after 2 s of warm-up that is not counted): wrk (Debian's package `wrk`) when it is installed, as it takes far less
- * CPU from the servers it measures; autocannon otherwise (BENCH_LOADGEN=autocannon forces it).
+ * signed 1 KiB JSON events, 10 s each after 2 s of warm-up that is not counted): wrk (Debian's package `wrk`)
+ * when it is installed, as it takes far less CPU from the servers it measures; autocannon otherwise
+ * (BENCH_LOADGEN=autocannon forces it).
  *
  * - a bare `node:http` server answering 202 (the ceiling of Node's HTTP stack on this machine);
  * - a hand-rolled fastify server doing one INSERT per request with `pg` (what a team writes by hand);

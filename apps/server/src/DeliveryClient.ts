@@ -178,13 +178,15 @@ const readText = (body: Dispatcher.ResponseData["body"], limit: number): Promise
  */
 export const makeTransport = (dispatcher: Dispatcher): CoreDispatcher.Transport => (delivery, maxResponseBytes) =>
   Effect.callback<CoreDispatcher.DeliveryResponse>((resume, signal) => {
+    const failed = (error: unknown) =>
+      resume(
+        Effect.succeed({ statusCode: null, responseBody: null, error: CoreDispatcher.classifyTransportError(error) })
+      )
     let url: URL
     try {
       url = new URL(delivery.url)
     } catch (error) {
-      return resume(
-        Effect.succeed({ statusCode: null, responseBody: null, error: CoreDispatcher.classifyTransportError(error) })
-      )
+      return failed(error)
     }
     dispatcher.request({
       origin: url.origin,
@@ -194,11 +196,7 @@ export const makeTransport = (dispatcher: Dispatcher): CoreDispatcher.Transport 
       body: delivery.body,
       signal
     }, (error, data) => {
-      if (error !== null) {
-        return resume(
-          Effect.succeed({ statusCode: null, responseBody: null, error: CoreDispatcher.classifyTransportError(error) })
-        )
-      }
+      if (error !== null) return failed(error)
       readText(data.body, maxResponseBytes).then(
         (text) => resume(Effect.succeed({ statusCode: data.statusCode, responseBody: text, error: null })),
         // A body cut off by a broken connection still leaves the status code.

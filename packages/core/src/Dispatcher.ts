@@ -165,7 +165,6 @@ export interface DeliveryResponse {
   readonly responseBody: string | null
   readonly error: AttemptError | null
 }
-type Response = DeliveryResponse
 
 /**
  * Sends one delivery and reads at most `maxResponseBytes` of the answer. A transport never fails: it
@@ -306,9 +305,11 @@ export const make = Effect.gen(function*() {
     ).pipe(
       Effect.flatMap((response) =>
         readBodyOf(response, maxResponseBytes).pipe(
-          Effect.map((body): Response => ({ statusCode: response.status, responseBody: body, error: null })),
+          Effect.map((body): DeliveryResponse => ({ statusCode: response.status, responseBody: body, error: null })),
           // A body cut off by a broken connection still leaves the status code.
-          Effect.catch(() => Effect.succeed<Response>({ statusCode: response.status, responseBody: null, error: null }))
+          Effect.catch(() =>
+            Effect.succeed<DeliveryResponse>({ statusCode: response.status, responseBody: null, error: null })
+          )
         )
       ),
       // Redirects are failures (SPEC §4): fetch follows them unless told not to; other clients ignore this.
@@ -316,7 +317,7 @@ export const make = Effect.gen(function*() {
       // No client span per delivery, and no trace headers sent to customers' endpoints.
       Effect.provideService(HttpClient.TracerDisabledWhen, constTrue),
       Effect.catch((error) =>
-        Effect.succeed<Response>({
+        Effect.succeed<DeliveryResponse>({
           statusCode: null,
           responseBody: null,
           error: classifyTransportError("reason" in error ? error.reason : error)
@@ -325,7 +326,7 @@ export const make = Effect.gen(function*() {
     )
   const transport = (yield* CurrentTransport) ?? viaHttpClient
 
-  const send = (endpoint: Endpoint, event: Event, attempt: number, now: number): Effect.Effect<Response> =>
+  const send = (endpoint: Endpoint, event: Event, attempt: number, now: number): Effect.Effect<DeliveryResponse> =>
     transport({
       url: endpoint.url,
       headers: deliveryHeaders(endpoint, event, attempt, now, options.userAgent),
@@ -333,10 +334,14 @@ export const make = Effect.gen(function*() {
     }, options.maxResponseBytes).pipe(
       Effect.timeoutOrElse({
         duration: Duration.millis(options.timeoutMs),
-        orElse: () => Effect.succeed<Response>({ statusCode: null, responseBody: null, error: "timeout" })
+        orElse: () => Effect.succeed<DeliveryResponse>({ statusCode: null, responseBody: null, error: "timeout" })
       }),
       Effect.catchDefect((defect) =>
-        Effect.succeed<Response>({ statusCode: null, responseBody: null, error: classifyTransportError(defect) })
+        Effect.succeed<DeliveryResponse>({
+          statusCode: null,
+          responseBody: null,
+          error: classifyTransportError(defect)
+        })
       )
     )
 

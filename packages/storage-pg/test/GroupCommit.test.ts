@@ -14,16 +14,13 @@ const gatedWrite = () => {
       yield* Deferred.await(gate)
       return items.map((n) => n * 10)
     })
-  const open = (index: number) =>
+  const settle = (index: number, f: (gate: Deferred.Deferred<void, string>) => Effect.Effect<boolean>) =>
     Effect.suspend(() => {
       const gate = gates[index]
-      return gate === undefined ? Effect.die(new Error(`no batch ${index}`)) : Deferred.succeed(gate, undefined)
+      return gate === undefined ? Effect.die(new Error(`no batch ${index}`)) : f(gate)
     })
-  const fail = (index: number, reason: string) =>
-    Effect.suspend(() => {
-      const gate = gates[index]
-      return gate === undefined ? Effect.die(new Error(`no batch ${index}`)) : Deferred.fail(gate, reason)
-    })
+  const open = (index: number) => settle(index, (gate) => Deferred.succeed(gate, undefined))
+  const fail = (index: number, reason: string) => settle(index, (gate) => Deferred.fail(gate, reason))
   return { batches, write, open, fail }
 }
 
