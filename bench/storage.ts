@@ -164,10 +164,10 @@ const claimLatency = async (url: string) => {
   // 20,000 due deliveries with their events, to claim 100 at a time.
   const now = new Date()
   await raw.runPromise(sql`
-    INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle, attempt_count,
+    INSERT INTO events (id, organization_id, endpoint_id, event_type, body, status, cycle, attempt_count,
                         next_attempt_at, created_at, updated_at)
     SELECT 'evt_due_' || lpad(g::text, 6, '0'), 'org_bench', 'ep_due_' || (g % 10), 'order.created', '\\x7b7d'::bytea,
-           '{}'::jsonb, 'QUEUED', 1, 0, ${now}, ${now}, ${now}
+           'QUEUED', 1, 0, ${now}, ${now}, ${now}
     FROM generate_series(1, 20000) AS g`)
   await raw.runPromise(sql`
     INSERT INTO deliveries (event_id, endpoint_id, available_at)

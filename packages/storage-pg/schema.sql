@@ -68,7 +68,6 @@ CREATE TABLE events (
   endpoint_id text NOT NULL,
   event_type text,
   body bytea NOT NULL,
-  payload jsonb,
   status text NOT NULL,
   cycle integer NOT NULL,
   attempt_count integer NOT NULL,

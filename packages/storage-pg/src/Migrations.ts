@@ -117,9 +117,17 @@ const initial: ReadonlyArray<string> = [
   `CREATE INDEX idempotency_keys_expiry ON idempotency_keys (organization_id, expires_at)`
 ]
 
+/**
+ * Drops `events.payload`, a jsonb copy of the body that nothing read: every reader parses `body`, the exact
+ * bytes received. Writing it cost PostgreSQL a jsonb parse and a second copy of every body in the WAL, and
+ * the server a second decode and parse per event (about a quarter of PostgreSQL's CPU per ingested event).
+ */
+const dropEventPayload: ReadonlyArray<string> = [`ALTER TABLE events DROP COLUMN payload`]
+
 /** The statements of every migration, by `<number>_<name>`. */
 export const statements: Readonly<Record<string, ReadonlyArray<string>>> = {
-  "0001_initial": initial
+  "0001_initial": initial,
+  "0002_drop_event_payload": dropEventPayload
 }
 
 /** Every migration as the Migrator loads it. */

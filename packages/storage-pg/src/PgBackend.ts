@@ -205,25 +205,6 @@ const toAttempt = (row: AttemptRow): Attempt => ({
 const EVENT_COLUMNS =
   "e.id, e.organization_id, e.endpoint_id, e.event_type, e.body, e.status, e.cycle, e.attempt_count, e.next_attempt_at, e.created_at, e.updated_at"
 
-const textDecoder = new TextDecoder()
-// Escapes jsonb refuses although JSON allows them: NUL, and surrogates (which may be unpaired).
-const JSONB_UNSAFE = /\\u(0000|[dD][89a-fA-F])/
-
-/**
- * The body as JSON text for the display-only `payload` column, or null when jsonb would refuse it. The
- * exact bytes stay in `body` either way, and only they are delivered.
- */
-const payloadText = (body: Uint8Array): string | null => {
-  const text = textDecoder.decode(body)
-  if (JSONB_UNSAFE.test(text)) return null
-  try {
-    JSON.parse(text)
-    return text
-  } catch {
-    return null
-  }
-}
-
 const pageOf = <A extends { readonly id: string }>(rows: ReadonlyArray<A>, page: PageRequest): Page<A> => {
   const data = rows.slice(0, page.limit)
   const last = data[data.length - 1]
@@ -292,7 +273,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
             SELECT * FROM unnest(
               ${events.map((e) => e.id)}::text[], ${events.map((e) => e.organizationId)}::text[],
               ${events.map((e) => e.endpointId)}::text[], ${nullable(events.map((e) => e.eventType))}::text[],
-              ${events.map((e) => e.body)}::bytea[], ${nullable(events.map((e) => payloadText(e.body)))}::jsonb[],
+              ${events.map((e) => e.body)}::bytea[],
               ${events.map((e) => e.status)}::text[], ${events.map((e) => e.cycle)}::int[],
               ${events.map((e) => e.attemptCount)}::int[],
               ${nullable(events.map((e) => date(e.nextAttemptAt)))}::timestamptz[],
@@ -302,14 +283,14 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
               ${nullable(accepted.map((r) => r.apiKeyId ?? null))}::text[],
               ${nullable(handoffs.map((h) => h?.lease ?? null))}::text[],
               ${nullable(handoffs.map((h) => (h === undefined ? null : new Date(h.leaseExpiresAt))))}::timestamptz[]
-            ) AS v(id, organization_id, endpoint_id, event_type, body, payload, status, cycle, attempt_count,
+            ) AS v(id, organization_id, endpoint_id, event_type, body, status, cycle, attempt_count,
                    next_attempt_at, created_at, updated_at, period_start, api_key_id, lease, lease_expires_at)
             WHERE v.api_key_id IS NULL
                OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = v.api_key_id AND k.revoked_at IS NULL)
           ), inserted AS (
-            INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
+            INSERT INTO events (id, organization_id, endpoint_id, event_type, body, status, cycle,
                                 attempt_count, next_attempt_at, created_at, updated_at)
-            SELECT id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
+            SELECT id, organization_id, endpoint_id, event_type, body, status, cycle,
                    attempt_count, next_attempt_at, created_at, updated_at
             FROM input
             RETURNING id, endpoint_id, COALESCE(next_attempt_at, created_at) AS due_at

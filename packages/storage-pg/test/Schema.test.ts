@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { Migrator, SqlClient } from "effect/sql"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as Database from "../src/Database.ts"
@@ -58,6 +59,36 @@ describe("Migrations", () => {
       assert.deepStrictEqual(namesOf(yield* Migrations.run), migrationNames)
       assert.deepStrictEqual(namesOf(yield* Migrations.run), [])
     }).pipe(Effect.provide(Database.layerPglite(undefined))), 60_000)
+
+  it.effect(
+    "0002 drops events.payload from a database at 0001 and keeps its events, bodies byte for byte",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const upTo0001 = Migrator.make({})({
+          loader: Migrator.fromRecord({
+            "0001_initial": Effect.forEach(Migrations.statements["0001_initial"] ?? [], (s) => sql.unsafe(s))
+          })
+        })
+        assert.deepStrictEqual(namesOf(yield* upTo0001), ["0001_initial"])
+        // Bytes a jsonb copy could not hold: a NUL escape and a byte that is not UTF-8.
+        const body = new Uint8Array([...new TextEncoder().encode(`{"event":"a","s":"\\u0000"}`), 0xff])
+        const now = new Date()
+        yield* sql`
+        INSERT INTO events (id, organization_id, endpoint_id, event_type, body, payload, status, cycle,
+                            attempt_count, next_attempt_at, created_at, updated_at)
+        VALUES ('evt_old', 'org_old', 'ep_old', 'a', ${body}, NULL, 'QUEUED', 1, 0, ${now}, ${now}, ${now})`
+
+        assert.deepStrictEqual(namesOf(yield* Migrations.run), ["0002_drop_event_payload"])
+        const rows = yield* sql<{ body: Uint8Array }>`SELECT body FROM events WHERE id = 'evt_old'`
+        assert.deepStrictEqual(Array.from(rows[0]?.body ?? []), Array.from(body))
+        const columns = yield* sql<{ name: string }>`
+        SELECT column_name AS name FROM information_schema.columns WHERE table_name = 'events'`
+        assert.notInclude(columns.map((c) => c.name), "payload")
+        assert.include(columns.map((c) => c.name), "body")
+      }).pipe(Effect.provide(Database.layerPglite(undefined))),
+    60_000
+  )
 })
 
 if (postgresUrl === undefined) {
