@@ -10,6 +10,7 @@ import { Receiver } from "@promptjang/test-host"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
 import { HttpClient, HttpRouter, HttpServer } from "effect/http"
 import * as Http from "node:http"
+import * as Net from "node:net"
 import * as FastIngest from "../src/FastIngest.ts"
 
 interface Reply {
@@ -56,6 +57,49 @@ const post = (
       request.end(body)
     }
   })
+
+/**
+ * POSTs `bodies` over connections opened first, writing every request in one go, so that they reach the
+ * server together (in one turn of its event loop). Replies come back in the order of `bodies`.
+ */
+const postTogether = async (
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  bodies: ReadonlyArray<string>
+): Promise<Array<Reply>> => {
+  const sockets = await Promise.all(bodies.map(() =>
+    new Promise<Net.Socket>((resolve, reject) => {
+      const socket = Net.connect(port, "127.0.0.1", () => resolve(socket))
+      socket.on("error", reject)
+    })
+  ))
+  const replies = sockets.map((socket) =>
+    new Promise<Reply>((resolve) => {
+      const chunks: Array<Buffer> = []
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+      socket.on("end", () => {
+        const [head = "", body = ""] = Buffer.concat(chunks).toString("utf8").split("\r\n\r\n")
+        resolve({
+          status: Number(head.split(" ")[1]),
+          contentType: /^content-type: *(.*)$/im.exec(head)?.[1],
+          body
+        })
+      })
+    })
+  )
+  // Time for the server to accept every connection, so that all the requests are read in one turn.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const fields = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("")
+  sockets.forEach((socket, i) => {
+    const body = bodies[i] ?? ""
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n${fields}` +
+        `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+    )
+  })
+  return Promise.all(replies)
+}
 
 /**
  * The API on a real node:http server with the direct path in front, over an in-memory engine whose ingest
@@ -200,6 +244,24 @@ describe("the direct ingest path", () => {
       assert.strictEqual(stored._tag, "Some")
       if (stored._tag === "Some") {
         assert.strictEqual(Buffer.from(stored.value.body).toString("utf8"), body)
+      }
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.live("serves requests that arrive together, each once, with its own event", () =>
+    Effect.gen(function*() {
+      const { auth, endpoint, organizationId, port, scope, storage, taken } = yield* start()
+      const bodies = Array.from({ length: 16 }, (_, i) => `{"event":"order.created","data":{"n":${i}}}`)
+      const replies = yield* Effect.promise(() =>
+        postTogether(port, `/e/${endpoint["id"]}`, { ...auth, "content-type": "application/json" }, bodies)
+      )
+      assert.strictEqual(taken.count, bodies.length)
+      assert.deepStrictEqual(replies.map((reply) => reply.status), bodies.map(() => 202))
+      const ids = replies.map((reply) => (JSON.parse(reply.body) as Record<string, string>)["id"] ?? "")
+      assert.strictEqual(new Set(ids).size, bodies.length)
+      for (const [i, id] of ids.entries()) {
+        const stored = yield* storage.getEvent(organizationId as never, id as never)
+        assert.strictEqual(stored._tag === "Some" ? Buffer.from(stored.value.body).toString("utf8") : "", bodies[i])
       }
       yield* Scope.close(scope, Exit.void)
     }))
