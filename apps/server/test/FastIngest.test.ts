@@ -67,7 +67,7 @@ const postTogether = async (
   path: string,
   headers: Record<string, string>,
   bodies: ReadonlyArray<string>
-): Promise<Array<Reply>> => {
+): Promise<Array<Reply & { readonly chunked: boolean }>> => {
   const sockets = await Promise.all(bodies.map(() =>
     new Promise<Net.Socket>((resolve, reject) => {
       const socket = Net.connect(port, "127.0.0.1", () => resolve(socket))
@@ -75,7 +75,7 @@ const postTogether = async (
     })
   ))
   const replies = sockets.map((socket) =>
-    new Promise<Reply>((resolve) => {
+    new Promise<Reply & { readonly chunked: boolean }>((resolve) => {
       const chunks: Array<Buffer> = []
       socket.on("data", (chunk: Buffer) => chunks.push(chunk))
       socket.on("end", () => {
@@ -83,7 +83,8 @@ const postTogether = async (
         resolve({
           status: Number(head.split(" ")[1]),
           contentType: /^content-type: *(.*)$/im.exec(head)?.[1],
-          body
+          body,
+          chunked: /^transfer-encoding: *chunked/im.test(head)
         })
       })
     })
@@ -257,6 +258,8 @@ describe("the direct ingest path", () => {
       )
       assert.strictEqual(taken.count, bodies.length)
       assert.deepStrictEqual(replies.map((reply) => reply.status), bodies.map(() => 202))
+      // Each answer declares its length: one write, no chunked framing.
+      assert.deepStrictEqual(replies.map((reply) => reply.chunked), bodies.map(() => false))
       const ids = replies.map((reply) => (JSON.parse(reply.body) as Record<string, string>)["id"] ?? "")
       assert.strictEqual(new Set(ids).size, bodies.length)
       for (const [i, id] of ids.entries()) {
