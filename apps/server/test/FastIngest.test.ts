@@ -58,6 +58,9 @@ const post = (
     }
   })
 
+/** A reply read off the socket, with whether it came in chunked framing. */
+type RawReply = Reply & { readonly chunked: boolean }
+
 /**
  * POSTs `bodies` over connections opened first, writing every request in one go, so that they reach the
  * server together (in one turn of its event loop). Replies come back in the order of `bodies`.
@@ -67,7 +70,7 @@ const postTogether = async (
   path: string,
   headers: Record<string, string>,
   bodies: ReadonlyArray<string>
-): Promise<Array<Reply & { readonly chunked: boolean }>> => {
+): Promise<Array<RawReply>> => {
   const sockets = await Promise.all(bodies.map(() =>
     new Promise<Net.Socket>((resolve, reject) => {
       const socket = Net.connect(port, "127.0.0.1", () => resolve(socket))
@@ -75,7 +78,7 @@ const postTogether = async (
     })
   ))
   const replies = sockets.map((socket) =>
-    new Promise<Reply & { readonly chunked: boolean }>((resolve) => {
+    new Promise<RawReply>((resolve) => {
       const chunks: Array<Buffer> = []
       socket.on("data", (chunk: Buffer) => chunks.push(chunk))
       socket.on("end", () => {

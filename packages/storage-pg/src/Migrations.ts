@@ -130,21 +130,28 @@ export const statements: Readonly<Record<string, ReadonlyArray<string>>> = {
   "0002_drop_event_payload": dropEventPayload
 }
 
-/** Every migration as the Migrator loads it. */
-export const loader = Migrator.fromRecord(
-  Object.fromEntries(
-    Object.entries(statements).map(([name, list]) => [
-      name,
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        for (const statement of list) yield* sql.unsafe(statement)
-      })
-    ])
+/** The migrations up to and including `last` (all of them by default), as the Migrator loads them. */
+const loaderThrough = (last?: string) =>
+  Migrator.fromRecord(
+    Object.fromEntries(
+      Object.entries(statements).filter(([name]) => last === undefined || name <= last).map(([name, list]) => [
+        name,
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          for (const statement of list) yield* sql.unsafe(statement)
+        })
+      ])
+    )
   )
-)
+
+/** Every migration as the Migrator loads it. */
+export const loader = loaderThrough()
 
 /** A hash of every migration: it changes whenever one is added or edited (test templates are keyed by it). */
 export const fingerprint: string = createHash("sha256").update(JSON.stringify(statements)).digest("hex").slice(0, 16)
 
 /** Applies the migrations not yet applied; returns the ones it ran. */
 export const run = Migrator.make({})({ loader })
+
+/** Applies the migrations not yet applied up to and including `last` (upgrade tests start from an old schema). */
+export const runThrough = (last: string) => Migrator.make({})({ loader: loaderThrough(last) })
