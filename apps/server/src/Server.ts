@@ -39,7 +39,9 @@ export const settingsLayer = (config: ServerConfig) =>
     Layer.succeed(Dispatcher.Options, {
       ...Dispatcher.defaultOptions,
       timeoutMs: config.deliveryTimeoutMs,
-      concurrency: config.workerConcurrency
+      concurrency: config.workerConcurrency,
+      // As the defaults (64 and 1,024): attempts waiting for a commit do not hold back requests.
+      maxUnfinished: 16 * config.workerConcurrency
     }),
     Layer.succeed(Targets.TargetPolicy, { allowPrivateTargets: config.allowPrivateTargets })
   )

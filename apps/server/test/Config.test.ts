@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Result } from "effect"
+import { Dispatcher } from "@promptjang/core"
+import { Effect, Result } from "effect"
 import * as Config from "../src/Config.ts"
+import * as Server from "../src/Server.ts"
 
 const problemsOf = (env: Record<string, string>) => {
   const parsed = Config.parse(env)
@@ -56,6 +58,14 @@ describe("Config", () => {
       [8, "Debug", "json"]
     )
   })
+
+  it.effect("PROMPTJANG_WORKER_CONCURRENCY bounds requests in flight; 16 times as many may wait to be recorded", () =>
+    Effect.gen(function*() {
+      const parsed = Config.parse({ PROMPTJANG_WORKER_CONCURRENCY: "100" })
+      if (Result.isFailure(parsed)) return assert.fail("valid settings refused")
+      const options = yield* Dispatcher.Options.pipe(Effect.provide(Server.settingsLayer(parsed.success)))
+      assert.deepStrictEqual([options.concurrency, options.maxUnfinished], [100, 1_600])
+    }))
 
   it.each([
     ["PORT", "eighty"],

@@ -14,7 +14,7 @@ import {
 } from "@promptjang/core"
 import type { EventId } from "@promptjang/core/Ids"
 import type { Claim, LocalWorker } from "@promptjang/core/Queue"
-import { Clock, Context, Effect, Fiber, Layer } from "effect"
+import { Clock, Context, Deferred, Effect, Fiber, Layer } from "effect"
 import { HttpClient } from "effect/http"
 import { TestClock } from "effect/testing"
 import * as Receiver from "../src/Receiver.ts"
@@ -36,6 +36,9 @@ const setup = (options: Partial<Dispatcher.DispatcherOptions>) =>
     const released: Array<EventId> = []
     // Runs once, as the next claim returns: a handoff that lands while a claim is under way.
     let duringClaim: (() => void) | undefined
+    // While set, recording an attempt waits for it (a commit that stalls).
+    let recording: Deferred.Deferred<void> | undefined
+    let recorded = 0
     const handingQueue = Queue.Queue.of({
       ...queue,
       claimDue: (request) =>
@@ -49,6 +52,11 @@ const setup = (options: Partial<Dispatcher.DispatcherOptions>) =>
         released.push(...claims.map((c) => c.event.id))
         return queue.release(claims)
       },
+      complete: (claim, completion) =>
+        Effect.andThen(recording === undefined ? Effect.void : Deferred.await(recording), () => {
+          recorded++
+          return queue.complete(claim, completion)
+        }),
       attachWorker: (w) =>
         Effect.acquireRelease(
           Effect.sync(() => {
@@ -120,7 +128,30 @@ const setup = (options: Partial<Dispatcher.DispatcherOptions>) =>
     const onNextClaim = (hook: () => void) => {
       duringClaim = hook
     }
-    return { receiver, released, endpoint, ingest, ingestAndClaim, start, attached, handOver, turns, onNextClaim }
+    /** Stalls the recording of attempts until the effect returned is run. */
+    const stallRecording = Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      recording = gate
+      return Effect.suspend(() => {
+        recording = undefined
+        return Deferred.succeed(gate, undefined)
+      })
+    })
+    return {
+      receiver,
+      released,
+      endpoint,
+      ingest,
+      ingestAndClaim,
+      start,
+      attached,
+      handOver,
+      turns,
+      onNextClaim,
+      stallRecording,
+      recorded: () => recorded,
+      status: dispatcher.status
+    }
   })
 
 const bodyNumber = (body: Uint8Array): number => (JSON.parse(new TextDecoder().decode(body)) as { n: number }).n
@@ -264,5 +295,50 @@ describe("Local handoff", () => {
       yield* TestClock.adjust(SECOND)
       yield* host.turns
       assert.isTrue(worker.reserve(endpoint.id))
+    }))
+
+  it.effect("a stalled commit of attempts does not hold request slots: deliveries go on up to maxUnfinished", () =>
+    Effect.gen(function*() {
+      // 4 requests at once (3 of them for handed-over deliveries), 6 deliveries unfinished at most.
+      const host = yield* setup({ concurrency: 4, perEndpointConcurrency: 4, maxUnfinished: 6 })
+      const endpoint = yield* host.endpoint("https://receiver.test/a")
+      const resume = yield* host.stallRecording
+      const claims = yield* host.ingestAndClaim(endpoint.id, 10)
+      yield* host.start
+      host.handOver(claims)
+      yield* host.turns
+      // Every request ended at once; their attempts wait to be recorded, and still more requests went out.
+      assert.strictEqual(host.receiver.requests().length, 6)
+      assert.strictEqual(host.receiver.pending(), 0)
+      assert.strictEqual(host.recorded(), 0)
+      assert.strictEqual((yield* host.status).inFlight, 6)
+      yield* resume
+      yield* host.turns
+      assert.strictEqual(host.receiver.requests().length, 10)
+      assert.strictEqual(host.recorded(), 10)
+      assert.deepStrictEqual(
+        host.receiver.requests().map((r) => bodyNumber(r.body)),
+        claims.map((c) => bodyNumber(c.event.body))
+      )
+      assert.strictEqual((yield* host.status).inFlight, 0)
+      assert.deepStrictEqual(host.released, [])
+    }))
+
+  it.effect("claims stop while maxUnfinished deliveries wait to be recorded, and resume once they are", () =>
+    Effect.gen(function*() {
+      const host = yield* setup({ concurrency: 4, perEndpointConcurrency: 4, maxUnfinished: 6 })
+      const endpoint = yield* host.endpoint("https://receiver.test/a")
+      const resume = yield* host.stallRecording
+      // In the queue, found by claims, not handed over: the second claim takes only the 2 left of the 6.
+      yield* host.ingest(endpoint.id, 10)
+      yield* host.start
+      yield* host.turns
+      assert.strictEqual(host.receiver.requests().length, 6)
+      assert.strictEqual((yield* host.status).inFlight, 6)
+      yield* resume
+      yield* host.turns
+      assert.strictEqual(host.receiver.requests().length, 10)
+      assert.strictEqual(host.recorded(), 10)
+      assert.strictEqual((yield* host.status).inFlight, 0)
     }))
 })

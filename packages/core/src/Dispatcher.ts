@@ -34,10 +34,17 @@ export const VERSION = "0.1.0"
 
 /** Tuning of the dispatcher. */
 export interface DispatcherOptions {
-  /** Deliveries in flight at once in this process. */
+  /** Requests to endpoints in flight at once in this process. */
   readonly concurrency: number
   /** Deliveries in flight at once to one endpoint. */
   readonly perEndpointConcurrency: number
+  /**
+   * Deliveries started and not finished: their request in flight (at most `concurrency`) or their attempt
+   * being recorded. Recording holds no request slot, so a slow commit does not stop new requests; at this
+   * many, no new one starts until some are recorded. With `maxHeld`, this bounds the leases a crash of this
+   * process strands (they come back when their lease ends).
+   */
+  readonly maxUnfinished: number
   /** Most deliveries claimed per round trip. */
   readonly batchSize: number
   /** The limit of one whole attempt (connect, send, response, body). */
@@ -64,10 +71,11 @@ export interface DispatcherOptions {
   readonly userAgent: string
 }
 
-/** The defaults: 15 s timeout (SPEC §4), 64 in flight, 16 per endpoint. */
+/** The defaults: 15 s timeout (SPEC §4), 64 requests in flight, 16 per endpoint. */
 export const defaultOptions: DispatcherOptions = {
   concurrency: 64,
   perEndpointConcurrency: 16,
+  maxUnfinished: 1_024,
   batchSize: 100,
   timeoutMs: 15_000,
   leaseMarginMs: 30_000,
@@ -183,6 +191,7 @@ export const CurrentTransport = Context.Reference<Transport | undefined>("@promp
 
 /** A snapshot of the dispatcher, for health checks, metrics and test hosts. */
 export interface DispatcherStatus {
+  /** Deliveries claimed or handed over and not yet finished: requests in flight and attempts being recorded. */
   readonly inFlight: number
   /** True while the loop sleeps waiting for work (a signal, a freed slot or the next due time). */
   readonly waiting: boolean
@@ -223,11 +232,13 @@ export const make = Effect.gen(function*() {
     return endpoint
   })
 
-  // Two counts: requests in flight per endpoint (the cap that protects a receiver) end when the HTTP exchange
-  // ends; deliveries in flight in this process (the global cap, which also bounds how many leases a crash
-  // can strand) end once the attempt is recorded. Recording waits for a group commit, so holding the
-  // endpoint's share through it would cap one endpoint at perEndpointConcurrency / commit time.
+  // Requests in flight, per endpoint (the cap that protects a receiver) and in this process, end when the HTTP
+  // exchange ends. Recording the attempt waits for a group commit: holding a request slot through it would
+  // cap one endpoint at perEndpointConcurrency / commit time, and let one slow commit (a stalled fsync)
+  // stop every delivery. Deliveries not yet finished (`inFlight`: sending or recording) have a bound of
+  // their own (`maxUnfinished`), which also bounds how many leases a crash can strand.
   const perEndpoint = new Map<EndpointId, number>()
+  let sending = 0
   let inFlight = 0
   let finished = 0
   let waiting = false
@@ -235,15 +246,19 @@ export const make = Effect.gen(function*() {
   const slotFreed = Signal.make()
   // Wakes the loop when a delivery of ours is due again later (a retry), which may be sooner than its timer.
   const dueLater = Signal.make()
+  /** Whether a new request may start now, as far as this process's bounds go (not its endpoint's). */
+  const roomToSend = (limit: number) => sending < limit && inFlight < options.maxUnfinished
   /** One claimed delivery's hold on the slots; each is given back once. */
   interface Slot {
     readonly endpointId: EndpointId
-    endpointHeld: boolean
+    /** Whether it still holds a request slot (of the process and of its endpoint). */
+    sending: boolean
   }
-  /** Gives back the endpoint's share of `slot`, if it still holds it; true when it did. */
-  const dropEndpointShare = (slot: Slot): boolean => {
-    if (!slot.endpointHeld) return false
-    slot.endpointHeld = false
+  /** Gives back the request slot of `slot`, if it still holds it; true when it did. */
+  const dropRequestSlot = (slot: Slot): boolean => {
+    if (!slot.sending) return false
+    slot.sending = false
+    sending--
     const count = (perEndpoint.get(slot.endpointId) ?? 1) - 1
     if (count === 0) perEndpoint.delete(slot.endpointId)
     else perEndpoint.set(slot.endpointId, count)
@@ -251,14 +266,14 @@ export const make = Effect.gen(function*() {
   }
   // Starts handed-over deliveries held in memory that a freed slot lets go (set while `run` runs).
   let startHeld = () => {}
-  const releaseEndpoint = (slot: Slot) => {
-    if (dropEndpointShare(slot)) {
+  const requestEnded = (slot: Slot) => {
+    if (dropRequestSlot(slot)) {
       slotFreed.bump()
       startHeld()
     }
   }
   const freeSlot = (slot: Slot) => {
-    dropEndpointShare(slot)
+    dropRequestSlot(slot)
     inFlight--
     finished++
     slotFreed.bump()
@@ -391,7 +406,7 @@ export const make = Effect.gen(function*() {
     const startedAt = yield* Clock.currentTimeMillis
     const response = yield* send(endpoint, event, number, start)
     const end = yield* Clock.currentTimeMillis
-    releaseEndpoint(slot)
+    requestEnded(slot)
     const succeeded = response.statusCode !== null && response.statusCode >= 200 && response.statusCode < 300
     const attempt: Attempt = {
       id: yield* Ids.makeAttemptIdWith(entropy),
@@ -436,7 +451,7 @@ export const make = Effect.gen(function*() {
   const run = Effect.gen(function*() {
     const fork = yield* FiberSet.makeRuntime<never, void, never>()
     const start = (claim: Claim) => {
-      fork(deliverSafely(claim, { endpointId: claim.event.endpointId, endpointHeld: true }))
+      fork(deliverSafely(claim, { endpointId: claim.event.endpointId, sending: true }))
     }
     // Events ingested in this process come straight here: leased in the ingest write, handed over after its
     // commit, with no claim round trip. They leave a quarter of the process's slots to claims, so that older
@@ -463,11 +478,12 @@ export const make = Effect.gen(function*() {
         else waitingFor.set(endpointId, n)
       }
       const canStart = (endpointId: EndpointId) =>
-        inFlight < handoffLimit && (perEndpoint.get(endpointId) ?? 0) < options.perEndpointConcurrency
+        roomToSend(handoffLimit) && (perEndpoint.get(endpointId) ?? 0) < options.perEndpointConcurrency
       const startNow = (claim: Claim) => {
         const endpointId = claim.event.endpointId
         count(endpointId, -1)
         perEndpoint.set(endpointId, (perEndpoint.get(endpointId) ?? 0) + 1)
+        sending++
         inFlight++
         start(claim)
       }
@@ -488,7 +504,7 @@ export const make = Effect.gen(function*() {
       startHeld = () => {
         if (heldCount === 0) return
         for (const [endpointId, claims] of held) {
-          if (inFlight >= handoffLimit) return
+          if (!roomToSend(handoffLimit)) return
           while (canStart(endpointId)) {
             const claim = claims.shift()
             if (claim === undefined) break
@@ -569,8 +585,8 @@ export const make = Effect.gen(function*() {
       const signal = yield* queue.signalVersion
       const local = slotFreed.version()
       const later = dueLater.version()
-      const free = options.concurrency - inFlight
-      const worthClaiming = free > 0 && (inFlight === 0 || free >= refillAt)
+      const free = options.concurrency - sending
+      const worthClaiming = roomToSend(options.concurrency) && (sending === 0 || free >= refillAt)
       // Whether our own capacity (not the queue) held work back: only then can a freed slot make more claimable.
       let heldBack = !worthClaiming
       if (worthClaiming) {
@@ -581,7 +597,7 @@ export const make = Effect.gen(function*() {
           else endpointLimits.set(id, options.perEndpointConcurrency - n)
         }
         const now = yield* Clock.currentTimeMillis
-        const limit = Math.min(free, options.batchSize)
+        const limit = Math.min(free, options.batchSize, options.maxUnfinished - inFlight)
         const claims = yield* queue.claimDue({
           now,
           limit,
@@ -608,6 +624,7 @@ export const make = Effect.gen(function*() {
             continue
           }
           perEndpoint.set(claim.event.endpointId, count + 1)
+          sending++
           inFlight++
           start(claim)
         }
@@ -635,7 +652,8 @@ export const make = Effect.gen(function*() {
       }
       if (!worthClaiming) {
         waiting = true
-        // Too few free slots to be worth a claim: deliveries are in flight, and the next one to finish wakes us.
+        // Too few free slots to be worth a claim (requests in flight, or too many attempts being recorded): the
+        // next request or record to end wakes us.
         yield* slotFreed.await(local).pipe(Effect.ensuring(Effect.sync(() => {
           waiting = false
         })))
