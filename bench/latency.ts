@@ -7,8 +7,9 @@
  *
  * Run: `npm run bench:latency` (needs PostgreSQL: PROMPTJANG_BENCH_DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/postgres). Creates and drops its own database; stops by itself.
- * BENCH_TIMELINE=1 also prints, per 500 ms of sending, the slowest 202 and the slowest delivery (where a
- * stall began and how long it lasted).
+ * BENCH_TIMELINE=1 also prints, per 500 ms of sending (BENCH_TIMELINE=100: per 100 ms), the slowest 202, the
+ * slowest delivery and the generator's own longest event-loop delay: where a stall began, how long it lasted,
+ * and whether the generator itself stalled.
  *
  * The load generator runs with `--single-threaded-gc` (the script restarts itself with it when it is missing).
  * It shares the machine with the server and PostgreSQL, and V8's parallel and concurrent GC threads of this
@@ -31,6 +32,11 @@ const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postg
 const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10)
 const RATES = (process.env["BENCH_RATES"] ?? "500,1000,2000").split(",").map(Number)
 const WARMUP_SECONDS = Number(process.env["BENCH_WARMUP_SECONDS"] ?? 3)
+const TIMELINE = process.env["BENCH_TIMELINE"] === undefined
+  ? undefined
+  : Number(process.env["BENCH_TIMELINE"]) > 1
+  ? Number(process.env["BENCH_TIMELINE"])
+  : 500
 const root = join(import.meta.dirname, "..")
 
 const admin = async (statement: string) => {
@@ -107,6 +113,15 @@ const main = async () => {
       let failed = 0
       const total = rate * seconds
       const started = performance.now()
+      // With a timeline: the generator's longest event-loop delay per window (a 1 ms timer's lateness).
+      const lag = new Map<number, number>()
+      let lastTick = started
+      const lagProbe = TIMELINE === undefined ? undefined : setInterval(() => {
+        const now = performance.now()
+        const window = Math.floor((now - started) / TIMELINE)
+        lag.set(window, Math.max(lag.get(window) ?? 0, now - lastTick - 1))
+        lastTick = now
+      }, 1)
       const sends: Array<Promise<void>> = []
       let sent = 0
       // Open model: send on schedule whatever the answers do.
@@ -146,18 +161,19 @@ const main = async () => {
       })
       // The rate the generator kept up (sending only, before waiting for the answers and deliveries).
       const achieved = total / ((performance.now() - started) / 1000)
+      clearInterval(lagProbe)
       await Promise.all(sends)
       const deadline = performance.now() + 30_000
       while (received.size < acked.size && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50))
       const latencies = Array.from(acked, ([id, at]) => Math.max(0, (received.get(id) ?? Number.NaN) - at))
         .filter((value) => !Number.isNaN(value))
         .sort((a, b) => a - b)
-      if (process.env["BENCH_TIMELINE"] !== undefined) {
-        // Per 500 ms of sending: events, the slowest 202 and the slowest ack→delivery among them.
+      if (TIMELINE !== undefined) {
+        // Per window of sending: events, the slowest 202 and the slowest ack→delivery among them.
         const windows = new Map<number, { n: number; ack: number; delivery: number }>()
         for (const [id, at] of acked) {
           const sendTime = sentAt.get(id) ?? at
-          const key = Math.floor((sendTime - started) / 500)
+          const key = Math.floor((sendTime - started) / TIMELINE)
           const w = windows.get(key) ?? { n: 0, ack: 0, delivery: 0 }
           w.n++
           w.ack = Math.max(w.ack, at - sendTime)
@@ -166,9 +182,9 @@ const main = async () => {
         }
         for (const [key, w] of [...windows].sort((a, b) => a[0] - b[0])) {
           console.log(
-            `  t=${(key / 2).toFixed(1)}s n=${w.n} max 202 ${w.ack.toFixed(1)} ms, max delivery ${
+            `  t=${((key * TIMELINE) / 1000).toFixed(1)}s n=${w.n} max 202 ${w.ack.toFixed(1)} ms, max delivery ${
               w.delivery.toFixed(1)
-            } ms`
+            } ms, generator lag ${(lag.get(key) ?? 0).toFixed(1)} ms`
           )
         }
       }
