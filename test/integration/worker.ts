@@ -11,7 +11,7 @@
  *   --count N                  ingest: N events, then print "done" and exit (default 0: until stopped)
  *   --ingest-concurrency N     ingest: requests in flight at once (default 16)
  *   --name NAME                worker: added to User-Agent, so that a receiver can tell workers apart
- *   --concurrency, --per-endpoint-concurrency, --batch-size, --timeout-ms, --lease-margin-ms
+ *   --concurrency, --per-endpoint-concurrency, --max-unfinished, --batch-size, --timeout-ms, --lease-margin-ms
  *                              worker: Dispatcher.Options
  *   --lifeline                 stop when stdin closes (the parent died)
  *
@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     "ingest-concurrency": { type: "string", default: "16" },
     concurrency: { type: "string" },
     "per-endpoint-concurrency": { type: "string" },
+    "max-unfinished": { type: "string" },
     "batch-size": { type: "string" },
     "timeout-ms": { type: "string" },
     "lease-margin-ms": { type: "string" },
@@ -67,6 +68,7 @@ const options: Dispatcher.DispatcherOptions = {
   concurrency: integer("concurrency", args.concurrency) ?? defaults.concurrency,
   perEndpointConcurrency: integer("per-endpoint-concurrency", args["per-endpoint-concurrency"]) ??
     defaults.perEndpointConcurrency,
+  maxUnfinished: integer("max-unfinished", args["max-unfinished"]) ?? defaults.maxUnfinished,
   batchSize: integer("batch-size", args["batch-size"]) ?? defaults.batchSize,
   timeoutMs: integer("timeout-ms", args["timeout-ms"]) ?? defaults.timeoutMs,
   leaseMarginMs: integer("lease-margin-ms", args["lease-margin-ms"]) ?? defaults.leaseMarginMs,

@@ -42,6 +42,12 @@ export interface PgBackendOptions {
    * fewer writers (larger batches, fewer commits) cost little.
    */
   readonly completionWriters: number
+  /**
+   * How long the completion writer waits for more before it takes a batch (see GroupCommit `lingerMs`). A
+   * recorded attempt holds no request slot (see the dispatcher's `maxUnfinished`), so a few milliseconds cost
+   * nothing but make commits fewer and larger.
+   */
+  readonly completionLingerMs: number
   /** The most events in one ingest transaction. */
   readonly maxIngestBatch: number
   /** Waits one macrotask before taking a batch (PGlite: lets concurrent requests join it). */
@@ -683,6 +689,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
       write: writeCompletions,
       maxBatch: options.maxIngestBatch,
       writers: options.completionWriters,
+      lingerMs: options.completionLingerMs,
       gather: undefined
     })
 

@@ -100,4 +100,21 @@ describe("GroupCommit", () => {
       yield* gated.open(1)
       assert.deepStrictEqual(yield* Fiber.joinAll([first, second]), [10, 20])
     }))
+
+  it.effect("with lingerMs, a writer waits that long after the first item, and what arrives meanwhile shares its batch", () =>
+    Effect.gen(function*() {
+      const gated = gatedWrite()
+      const submit = yield* GroupCommit.make({ write: gated.write, maxBatch: 100, writers: 1, lingerMs: 200 })
+      const first = yield* Effect.forkChild(submit(1))
+      yield* turns
+      const rest = yield* Effect.forEach([2, 3], (n) => Effect.forkChild(submit(n)))
+      yield* turns
+      // Still lingering (wall-clock time; the test clock does not move it): nothing written yet.
+      assert.deepStrictEqual(gated.batches, [])
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 300)))
+      yield* turns
+      assert.deepStrictEqual(gated.batches, [[1, 2, 3]])
+      yield* gated.open(0)
+      assert.deepStrictEqual(yield* Fiber.joinAll([first, ...rest]), [10, 20, 30])
+    }))
 })
