@@ -44,8 +44,8 @@ export interface PgBackendOptions {
   readonly completionWriters: number
   /**
    * How long the completion writer waits for more before it takes a batch (see GroupCommit `lingerMs`). A
-   * recorded attempt holds no request slot (see the dispatcher's `maxUnfinished`), so a few milliseconds cost
-   * nothing but make commits fewer and larger.
+   * recorded attempt holds no request slot (see the dispatcher's `maxUnfinished`), so a few milliseconds make
+   * commits fewer and larger at little cost: a crash leaves the deliveries of those milliseconds to be sent again.
    */
   readonly completionLingerMs: number
   /** The most events in one ingest transaction. */

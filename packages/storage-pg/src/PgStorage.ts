@@ -28,7 +28,7 @@ import * as PgBackend from "./PgBackend.ts"
  * (measured with `bench:http`: 64 connections reached ~9.8k events/s with two writers against 6.8k–9.0k with
  * one; `bench:latency` showed no difference at 1,000 and 2,000 events/s). The completion writer waits 5 ms
  * for more before each batch: `bench:latency` (500, 1,000 and 2,000 events/s) then cost PostgreSQL about 20%
- * less CPU (8.4–10.9 s against 11.2–13.4 s per run, in turn).
+ * less CPU (8.4–10.9 s against 11.2–16.1 s per run, five runs of each in turn).
  */
 export const serverOptions: PgBackend.PgBackendOptions = {
   ingestWriters: 2,
