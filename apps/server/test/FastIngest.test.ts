@@ -214,7 +214,9 @@ describe("the direct ingest path", () => {
           assert.deepStrictEqual({ ...a, id: "" }, { ...b, id: "" }, name)
           assert.match(a?.["id"] ?? "", /^evt_/)
         } else {
-          assert.strictEqual(direct.body, routed.body, name)
+          // The stale timestamp's message counts seconds on the server's clock, which may tick between the two.
+          const sameSecond = (body: string) => body.replace(/ is \d+ seconds away/, " is N seconds away")
+          assert.strictEqual(sameSecond(direct.body), sameSecond(routed.body), name)
         }
         statuses.push(direct.status)
       }
