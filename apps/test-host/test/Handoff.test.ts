@@ -137,7 +137,13 @@ const setup = (options: Partial<Dispatcher.DispatcherOptions>) =>
         return Deferred.succeed(gate, undefined)
       })
     })
+    const storage = Context.get(memory, Storage.Storage)
+    /** The stored state of an event of the test's organization. */
+    const stored = (id: EventId) =>
+      Effect.flatMap(storage.getEvent(organization.id, id), (found) =>
+        found._tag === "Some" ? Effect.succeed(found.value) : Effect.die(new Error(`no event ${id}`)))
     return {
+      stored,
       receiver,
       released,
       endpoint,
@@ -149,7 +155,8 @@ const setup = (options: Partial<Dispatcher.DispatcherOptions>) =>
       turns,
       onNextClaim,
       stallRecording,
-      recorded: () => recorded,
+      recorded: () =>
+        recorded,
       status: dispatcher.status
     }
   })
@@ -340,5 +347,28 @@ describe("Local handoff", () => {
       assert.strictEqual(host.receiver.requests().length, 10)
       assert.strictEqual(host.recorded(), 10)
       assert.strictEqual((yield* host.status).inFlight, 0)
+    }))
+
+  it.effect("a dispatcher stopped while attempts wait to be recorded records them before it stops", () =>
+    Effect.gen(function*() {
+      const host = yield* setup({ concurrency: 4, perEndpointConcurrency: 4, maxUnfinished: 2 })
+      const endpoint = yield* host.endpoint("https://receiver.test/a")
+      const resume = yield* host.stallRecording
+      const claims = yield* host.ingestAndClaim(endpoint.id, 3)
+      const fiber = yield* host.start
+      host.handOver(claims)
+      yield* host.turns
+      assert.strictEqual(host.receiver.requests().length, 2)
+      // Stopping waits for the two records under way; the third delivery, never sent, goes back to the queue.
+      const stopping = yield* Effect.forkChild(Fiber.interrupt(fiber))
+      yield* host.turns
+      yield* resume
+      yield* Fiber.join(stopping)
+      assert.strictEqual(host.recorded(), 2)
+      const [first, second, third] = claims.map((claim) => claim.event.id)
+      if (first === undefined || second === undefined || third === undefined) return assert.fail("3 claims")
+      for (const id of [first, second]) assert.strictEqual((yield* host.stored(id)).status, "DELIVERED", id)
+      assert.strictEqual((yield* host.stored(third)).status, "QUEUED")
+      assert.include(host.released, third)
     }))
 })

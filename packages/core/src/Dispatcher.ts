@@ -371,7 +371,9 @@ export const make = Effect.gen(function*() {
         yield* queue.complete(claim, { attempt: null, state: claim.event })
         return
       }
-      const completed = yield* queue.complete(claim, { attempt, state: decided.success.state })
+      // Once the request has been made, its record is written even if the dispatcher is being stopped: an
+      // interrupted record would leave the delivery to be sent again after a restart.
+      const completed = yield* Effect.uninterruptible(queue.complete(claim, { attempt, state: decided.success.state }))
       if (completed && decided.success.state.nextAttemptAt !== null) dueLater.bump()
       if (!completed) {
         yield* Effect.logDebug("Lease lost before completion; another worker owns this delivery").pipe(
