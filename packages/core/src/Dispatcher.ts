@@ -452,8 +452,13 @@ export const make = Effect.gen(function*() {
 
   const run = Effect.gen(function*() {
     const fork = yield* FiberSet.makeRuntime<never, void, never>()
+    /** Starts a delivery, taking a request slot of the process and of its endpoint (given back by the slot). */
     const start = (claim: Claim) => {
-      fork(deliverSafely(claim, { endpointId: claim.event.endpointId, sending: true }))
+      const endpointId = claim.event.endpointId
+      perEndpoint.set(endpointId, (perEndpoint.get(endpointId) ?? 0) + 1)
+      sending++
+      inFlight++
+      fork(deliverSafely(claim, { endpointId, sending: true }))
     }
     // Events ingested in this process come straight here: leased in the ingest write, handed over after its
     // commit, with no claim round trip. They leave a quarter of the process's slots to claims, so that older
@@ -482,11 +487,7 @@ export const make = Effect.gen(function*() {
       const canStart = (endpointId: EndpointId) =>
         roomToSend(handoffLimit) && (perEndpoint.get(endpointId) ?? 0) < options.perEndpointConcurrency
       const startNow = (claim: Claim) => {
-        const endpointId = claim.event.endpointId
-        count(endpointId, -1)
-        perEndpoint.set(endpointId, (perEndpoint.get(endpointId) ?? 0) + 1)
-        sending++
-        inFlight++
+        count(claim.event.endpointId, -1)
         start(claim)
       }
       const hold = (claim: Claim) => {
@@ -618,16 +619,12 @@ export const make = Effect.gen(function*() {
         }
         const taken: Array<Claim> = []
         for (const claim of claims) {
-          const count = perEndpoint.get(claim.event.endpointId) ?? 0
-          if (count >= options.perEndpointConcurrency) {
+          if ((perEndpoint.get(claim.event.endpointId) ?? 0) >= options.perEndpointConcurrency) {
             // The endpoint filled up meanwhile (handed-over deliveries started): hold the excess in memory with
             // them, or without a local worker hand it back for a later round.
             taken.push(claim)
             continue
           }
-          perEndpoint.set(claim.event.endpointId, count + 1)
-          sending++
-          inFlight++
           start(claim)
         }
         if (taken.length > 0) {
