@@ -22,24 +22,12 @@ export interface GroupCommitOptions<I, O, E> {
    */
   readonly overlapAt?: number | undefined
   /**
-   * Runs once a writer has work, before it takes the batch. On PGlite a macrotask turn here lets the
-   * requests that arrive meanwhile join the batch (otherwise batches shrink to one item).
+   * Runs once a writer has work, before it takes the batch: what arrives meanwhile joins it. On PGlite a
+   * macrotask turn here keeps batches from shrinking to one item; completions wait a few milliseconds here
+   * for fewer, larger commits.
    */
   readonly gather?: Effect.Effect<void> | undefined
-  /**
-   * Once a writer has work, it waits this many milliseconds before it takes the batch, so that what arrives
-   * meanwhile shares the commit: for writes whose callers can wait a little (fewer, larger commits). Wall-clock
-   * time, not the Effect clock, so a test clock does not hold commits back.
-   */
-  readonly lingerMs?: number | undefined
 }
-
-/** Waits `ms` milliseconds of wall-clock time. */
-const wallClockSleep = (ms: number): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
-    const timer = setTimeout(() => resume(Effect.void), ms)
-    return Effect.sync(() => clearTimeout(timer))
-  })
 
 /** Starts the writers in the current scope; returns the submit function. */
 export const make = <I, O, E>(options: GroupCommitOptions<I, O, E>): Effect.Effect<
@@ -49,7 +37,6 @@ export const make = <I, O, E>(options: GroupCommitOptions<I, O, E>): Effect.Effe
 > =>
   Effect.gen(function*() {
     const overlapAt = Math.max(1, options.overlapAt ?? 1)
-    const linger = options.lingerMs !== undefined && options.lingerMs > 0 ? wallClockSleep(options.lingerMs) : undefined
     const waiting: Array<{ readonly item: I; readonly done: (exit: Exit.Exit<O, E>) => void }> = []
     let sleepers: Array<() => void> = []
     let busy = 0
@@ -70,7 +57,6 @@ export const make = <I, O, E>(options: GroupCommitOptions<I, O, E>): Effect.Effe
     const writer = Effect.gen(function*() {
       while (true) {
         yield* awaitWork
-        if (linger !== undefined) yield* linger
         if (options.gather !== undefined) yield* options.gather
         const batch = waiting.splice(0, options.maxBatch)
         if (batch.length === 0) continue

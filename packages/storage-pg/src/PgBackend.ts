@@ -43,7 +43,7 @@ export interface PgBackendOptions {
    */
   readonly completionWriters: number
   /**
-   * How long the completion writer waits for more before it takes a batch (see GroupCommit `lingerMs`). A
+   * How long the completion writer waits for more before it takes a batch (its GroupCommit `gather`). A
    * recorded attempt holds no request slot (see the dispatcher's `maxUnfinished`), so a few milliseconds make
    * commits fewer and larger at little cost: a crash leaves the deliveries of those milliseconds to be sent again.
    */
@@ -80,6 +80,13 @@ const storageError = (error: SqlError.SqlError): Errors.StorageError =>
 /** Maps the driver's errors to the port's. */
 const orFail = <A, R>(effect: Effect.Effect<A, SqlError.SqlError, R>): Effect.Effect<A, Errors.StorageError, R> =>
   Effect.mapError(effect, storageError)
+
+/** Waits `ms` milliseconds of wall-clock time (not the Effect clock, so a test clock never holds commits back). */
+const wallClockSleep = (ms: number): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), ms)
+    return Effect.sync(() => clearTimeout(timer))
+  })
 
 const millis = (value: Date | null): number | null => (value === null ? null : value.getTime())
 const date = (value: number | null): Date | null => (value === null ? null : new Date(value))
@@ -689,8 +696,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
       write: writeCompletions,
       maxBatch: options.maxIngestBatch,
       writers: options.completionWriters,
-      lingerMs: options.completionLingerMs,
-      gather: undefined
+      gather: options.completionLingerMs > 0 ? wallClockSleep(options.completionLingerMs) : undefined
     })
 
     // -- queue -------------------------------------------------------------------------------------------------

@@ -101,17 +101,23 @@ describe("GroupCommit", () => {
       assert.deepStrictEqual(yield* Fiber.joinAll([first, second]), [10, 20])
     }))
 
-  it.effect("with lingerMs, a writer waits that long after the first item, and what arrives meanwhile shares its batch", () =>
+  it.effect("a writer runs gather before it takes the batch, and what arrives meanwhile shares the batch", () =>
     Effect.gen(function*() {
       const gated = gatedWrite()
-      const submit = yield* GroupCommit.make({ write: gated.write, maxBatch: 100, writers: 1, lingerMs: 200 })
+      const gathered = yield* Deferred.make<void>()
+      const submit = yield* GroupCommit.make({
+        write: gated.write,
+        maxBatch: 100,
+        writers: 1,
+        gather: Deferred.await(gathered)
+      })
       const first = yield* Effect.forkChild(submit(1))
       yield* turns
       const rest = yield* Effect.forEach([2, 3], (n) => Effect.forkChild(submit(n)))
       yield* turns
-      // Still lingering (wall-clock time; the test clock does not move it): nothing written yet.
+      // Still gathering: nothing written yet.
       assert.deepStrictEqual(gated.batches, [])
-      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 300)))
+      yield* Deferred.succeed(gathered, undefined)
       yield* turns
       assert.deepStrictEqual(gated.batches, [[1, 2, 3]])
       yield* gated.open(0)
