@@ -103,8 +103,10 @@ export const make = Effect.gen(function*() {
     const length = Number(declared)
     if (!Number.isInteger(length) || length < 0 || length > MAX_DIRECT_BODY) return false
     const endpointId = path[1] ?? ""
-    // The body is copied into a buffer of its own: the chunks may be views of a larger, shared one.
-    const body = new Uint8Array(length)
+    // The body is copied out of the chunks, which may be views of a larger buffer that would stay alive with
+    // them. Small bodies come from Node's shared allocation pool instead of a malloc of their own each; the
+    // buffer is not zeroed, and it is used only once every byte of it has been written.
+    const body = Buffer.allocUnsafe(length)
     let received = 0
     request.on("data", (chunk: Buffer) => {
       if (received + chunk.byteLength <= length) body.set(chunk, received)

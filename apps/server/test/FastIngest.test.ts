@@ -254,6 +254,45 @@ describe("the direct ingest path", () => {
       yield* Scope.close(scope, Exit.void)
     }))
 
+  it.live("assembles a body that arrives in pieces, and stores nothing from a body cut short", () =>
+    Effect.gen(function*() {
+      const { auth, endpoint, organizationId, port, scope, storage, taken } = yield* start()
+      const stored = Effect.map(
+        storage.listEvents(organizationId as never, {}, { limit: 100 }),
+        (page) => page.data.map((event) => Buffer.from(event.body).toString("utf8"))
+      )
+      const head = (length: number) =>
+        `POST /e/${endpoint["id"]} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n` +
+        `authorization: ${auth.authorization}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`
+      /** Writes the request in `pieces`, a pause apart, then `end`s or destroys the socket; resolves with the reply. */
+      const send = (pieces: ReadonlyArray<string>, finish: "end" | "destroy") =>
+        new Promise<string>((resolve, reject) => {
+          const socket = Net.connect(port, "127.0.0.1")
+          const reply: Array<Buffer> = []
+          socket.on("data", (chunk: Buffer) => reply.push(chunk))
+          socket.on("close", () => resolve(Buffer.concat(reply).toString("utf8")))
+          socket.on("error", reject)
+          socket.setNoDelay(true)
+          const next = (i: number) => {
+            if (i === pieces.length) return finish === "end" ? undefined : void socket.destroy()
+            socket.write(pieces[i] ?? "", () => setTimeout(() => next(i + 1), 20))
+          }
+          next(0)
+        })
+      const body = `{"event":"order.created","data":{"text":"${"p".repeat(300)}","n":2}}`
+      const whole = yield* Effect.promise(() =>
+        send([head(Buffer.byteLength(body)), body.slice(0, 100), body.slice(100, 250), body.slice(250)], "end")
+      )
+      assert.match(whole, /^HTTP\/1\.1 202 /)
+      assert.deepStrictEqual(yield* stored, [body])
+      // The same request, gone after two thirds of its body: no answer, nothing stored.
+      const cut = yield* Effect.promise(() => send([head(Buffer.byteLength(body)), body.slice(0, 250)], "destroy"))
+      assert.strictEqual(cut, "")
+      assert.strictEqual(taken.count, 2)
+      assert.deepStrictEqual(yield* stored, [body])
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.live("serves requests that arrive together, each once, with its own event", () =>
     Effect.gen(function*() {
       const { auth, endpoint, organizationId, port, scope, storage, taken } = yield* start()
