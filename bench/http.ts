@@ -10,6 +10,8 @@
  *
  * Run: `npm run bench:http` (needs PostgreSQL: PROMPTJANG_BENCH_DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/postgres). Creates and drops its own databases; stops by itself.
+ * Each line also shows the server process's CPU time per request (the bare and fastify servers run in this
+ * process, so not with autocannon; PostgreSQL's CPU is not counted).
  * BENCH_CPU_PROF=<dir> writes a CPU profile of the PromptJang server there.
  */
 import autocannon from "autocannon"
@@ -17,6 +19,7 @@ import Fastify from "fastify"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { createHmac } from "node:crypto"
 import { once } from "node:events"
+import { readFileSync } from "node:fs"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -54,6 +57,8 @@ interface Result {
   readonly p99: number
   readonly errors: number
   readonly non2xx: number
+  /** Seconds of the server process's CPU per request over the counted run. */
+  readonly cpuPerRequest?: number | undefined
 }
 
 const autocannonLoad = async (url: string, headers: Record<string, string>, seconds: number): Promise<Result> => {
@@ -111,17 +116,53 @@ const wrkLoad = async (url: string, headers: Record<string, string>, seconds: nu
 const hasWrk = process.env["BENCH_LOADGEN"] !== "autocannon" &&
   (await run("wrk", ["--version"]).then(() => true, (error: { code?: unknown }) => error.code !== "ENOENT"))
 const measure = hasWrk ? wrkLoad : autocannonLoad
-/** Each server first gets WARMUP_SECONDS of the same load, not counted (JIT, caches, pools). */
-const load = async (url: string, headers: Record<string, string>): Promise<Result> => {
+
+/** CPU seconds used so far by a server: undefined when it cannot be told (see `load`). */
+type CpuClock = () => number | undefined
+/** The servers in this process. Under autocannon, which runs here too, their CPU cannot be told apart. */
+const thisProcess: CpuClock = () => {
+  if (!hasWrk) return undefined
+  const used = process.cpuUsage()
+  return (used.user + used.system) / 1e6
+}
+const ticksPerSecond = await run("getconf", ["CLK_TCK"]).then((out) => Number(out) || 100, () => 100)
+/** A child process, from Linux's /proc (user and system time, fields 14 and 15). */
+const childProcess = (pid: number | undefined): CpuClock => () => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Each server first gets WARMUP_SECONDS of the same load, not counted (JIT, caches, pools). The server's own CPU
+ * time over the counted run, per request, is steadier than the rate on a machine whose speed drifts: it says
+ * what a request costs the server process (PostgreSQL's share is not in it).
+ */
+const load = async (url: string, headers: Record<string, string>, cpu: CpuClock): Promise<Result> => {
   if (WARMUP_SECONDS > 0) await measure(url, headers, WARMUP_SECONDS)
-  return measure(url, headers, DURATION)
+  const before = cpu()
+  const result = await measure(url, headers, DURATION)
+  const after = cpu()
+  const requests = result.perSecond * DURATION
+  return {
+    ...result,
+    cpuPerRequest: before === undefined || after === undefined || requests === 0
+      ? undefined
+      : (after - before) / requests
+  }
 }
 
 const line = (name: string, r: Result, extra = "") =>
   console.log(
     `${name.padEnd(52)} ${Math.round(r.perSecond).toLocaleString("en-US").padStart(8)} req/s  p99 ${
       String(r.p99).padStart(4)
-    } ms${r.errors + r.non2xx > 0 ? `  (${r.errors} errors, ${r.non2xx} non-2xx)` : ""}${extra}`
+    } ms  ${
+      r.cpuPerRequest === undefined ? "     n/a" : `${(r.cpuPerRequest * 1e6).toFixed(1).padStart(5)} us`
+    } CPU/req${r.errors + r.non2xx > 0 ? `  (${r.errors} errors, ${r.non2xx} non-2xx)` : ""}${extra}`
   )
 
 const firstLineMatching = (child: ChildProcess, pattern: RegExp) =>
@@ -155,7 +196,10 @@ const main = async () => {
     })
     bare.listen(0, "127.0.0.1")
     await once(bare, "listening")
-    line("bare node:http answering 202", await load(`http://127.0.0.1:${(bare.address() as AddressInfo).port}/e/x`, {}))
+    line(
+      "bare node:http answering 202",
+      await load(`http://127.0.0.1:${(bare.address() as AddressInfo).port}/e/x`, {}, thisProcess)
+    )
     bare.close()
 
     // 2. Hand-rolled fastify + pg, one INSERT per request (autocommit).
@@ -178,7 +222,7 @@ const main = async () => {
     })
     await fastify.listen({ port: 0, host: "127.0.0.1" })
     const fastifyPort = (fastify.server.address() as AddressInfo).port
-    const fastifyResult = await load(`http://127.0.0.1:${fastifyPort}/e/ep_1`, {})
+    const fastifyResult = await load(`http://127.0.0.1:${fastifyPort}/e/ep_1`, {}, thisProcess)
     line("fastify + pg, one INSERT per request", fastifyResult)
     await fastify.close()
     await pool.end()
@@ -215,7 +259,7 @@ const main = async () => {
       authorization: `Bearer ${key}`,
       "x-pj-signature": signature,
       "x-pj-timestamp": timestamp
-    })
+    }, childProcess(server.pid))
     line(
       "PromptJang server on PostgreSQL, signed, durable 202",
       ours,
