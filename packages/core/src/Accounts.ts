@@ -178,21 +178,24 @@ export const make = Effect.gen(function*() {
       if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return yield* unauthorized
       return yield* principalOf(Signing.hashApiKey(bearer), yield* Clock.currentTimeMillis)
     }),
-    authenticateForIngest: Effect.fnUntraced(function*(bearer) {
-      if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return yield* unauthorized
+    // Every event's first step, in plain steps rather than a generator (see Ingestion.accept).
+    authenticateForIngest: (bearer) => {
+      if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return Effect.fail(unauthorized)
       const hash = Signing.hashApiKey(bearer)
-      const now = yield* Clock.currentTimeMillis
-      const cached = principals.get(hash)
-      if (cached !== undefined && now - cached.readAt < INGEST_PRINCIPAL_TTL_MS) {
-        lastUsed.set(cached.principal.apiKey.id, now)
-        return cached.principal
-      }
-      principals.delete(hash)
-      const principal = yield* principalOf(hash, now)
-      if (principals.size > 10_000) principals.clear()
-      principals.set(hash, { principal, readAt: now })
-      return principal
-    }),
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const cached = principals.get(hash)
+        if (cached !== undefined && now - cached.readAt < INGEST_PRINCIPAL_TTL_MS) {
+          lastUsed.set(cached.principal.apiKey.id, now)
+          return Effect.succeed(cached.principal)
+        }
+        principals.delete(hash)
+        return Effect.tap(principalOf(hash, now), (principal) =>
+          Effect.sync(() => {
+            if (principals.size > 10_000) principals.clear()
+            principals.set(hash, { principal, readAt: now })
+          }))
+      })
+    },
     flushLastUsed,
     usage: Effect.fn("Accounts.usage")(function*(organizationId) {
       const organization = yield* storage.getOrganization(organizationId)

@@ -12,7 +12,7 @@
  */
 import { Clock, Context, Effect, Layer, Metric, Option, Result, Schema } from "effect"
 import { Accounts, type Principal, unauthorized } from "./Accounts.ts"
-import type { Endpoint, Event } from "./Domain.ts"
+import type { Endpoint, Event, Plan } from "./Domain.ts"
 import * as Endpoints from "./Endpoints.ts"
 import * as Entropy from "./Entropy.ts"
 import {
@@ -30,7 +30,7 @@ import { Lifecycle } from "./Lifecycle.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Quota from "./Quota.ts"
 import * as Signing from "./Signing.ts"
-import { Storage } from "./Storage.ts"
+import { type IngestOutcome, Storage } from "./Storage.ts"
 
 /** Tuning of ingestion. */
 export interface IngestionOptions {
@@ -122,96 +122,153 @@ export const make = Effect.gen(function*() {
 
   // The endpoint of every ingest: a hot read, kept for a moment (misses are not kept).
   const endpoints = new Map<string, { readonly endpoint: Endpoint; readonly readAt: number }>()
-  const findEndpoint = (organizationId: OrganizationId, id: EndpointId, now: number) => {
+  const cachedEndpoint = (organizationId: OrganizationId, id: EndpointId, now: number) => {
     const cached = endpoints.get(id)
-    if (
-      cached !== undefined && cached.endpoint.organizationId === organizationId &&
-      now - cached.readAt < options.endpointCacheMs
-    ) {
-      return Effect.succeed(Option.some(cached.endpoint))
-    }
-    return Effect.tap(storage.getEndpoint(organizationId, id), (found) =>
+    return cached !== undefined && cached.endpoint.organizationId === organizationId &&
+        now - cached.readAt < options.endpointCacheMs
+      ? cached.endpoint
+      : undefined
+  }
+  const readEndpoint = (organizationId: OrganizationId, id: EndpointId, now: number) =>
+    Effect.tap(storage.getEndpoint(organizationId, id), (found) =>
       Effect.sync(() => {
         if (Option.isNone(found) || options.endpointCacheMs <= 0) return
         if (endpoints.size > 10_000) endpoints.clear()
         endpoints.set(id, { endpoint: found.value, readAt: now })
       }))
-  }
 
-  // The hot path of every event: untraced, so that it costs no span.
-  const accept = Effect.fnUntraced(function*(principal: Principal, request: IngestRequest) {
-    const organizationId = principal.organization.id
-    // Built only when needed: constructing an error captures a stack trace, too slow for every event.
-    const missing = () =>
-      new NotFound({
-        resource: "endpoint",
-        id: request.endpointId,
-        message: `No endpoint ${request.endpointId} in this organization: check the id in the URL.`
-      })
-    if (!isEndpointId(request.endpointId)) return yield* missing()
-    const plan = yield* Quota.effectivePlan(plans, principal.organization.plan)
-    yield* Effect.fromResult(Quota.checkPayloadSize(plan, request.body.byteLength))
-    const now = yield* Clock.currentTimeMillis
-    const endpoint = yield* findEndpoint(organizationId, request.endpointId, now)
-    if (Option.isNone(endpoint)) return yield* missing()
-    const { eventType } = yield* Effect.fromResult(parsePayload(request.body))
-    if (!Endpoints.acceptsEventType(endpoint.value.eventTypes, eventType)) {
-      return yield* new EventTypeNotSubscribed({
-        eventType,
-        accepted: endpoint.value.eventTypes,
-        message: eventType === null
-          ? `This endpoint accepts only ${
-            endpoint.value.eventTypes.join(", ")
-          }; add an "event" field naming one of them.`
-          : `This endpoint does not subscribe to "${eventType}"; it accepts ${
-            endpoint.value.eventTypes.join(", ")
-          }. Add the type to its event_types or send it to another endpoint.`
-      })
+  const missing = (request: IngestRequest) =>
+    new NotFound({
+      resource: "endpoint",
+      id: request.endpointId,
+      message: `No endpoint ${request.endpointId} in this organization: check the id in the URL.`
+    })
+
+  /** The checks of a request against its endpoint, in their order; succeeds with the event type. */
+  const check = (
+    request: IngestRequest,
+    endpoint: Endpoint,
+    now: number
+  ): Result.Result<string | null, IngestError> => {
+    const parsed = parsePayload(request.body)
+    if (Result.isFailure(parsed)) return Result.fail(parsed.failure)
+    const { eventType } = parsed.success
+    if (!Endpoints.acceptsEventType(endpoint.eventTypes, eventType)) {
+      return Result.fail(
+        new EventTypeNotSubscribed({
+          eventType,
+          accepted: endpoint.eventTypes,
+          message: eventType === null
+            ? `This endpoint accepts only ${endpoint.eventTypes.join(", ")}; add an "event" field naming one of them.`
+            : `This endpoint does not subscribe to "${eventType}"; it accepts ${
+              endpoint.eventTypes.join(", ")
+            }. Add the type to its event_types or send it to another endpoint.`
+        })
+      )
     }
-    yield* Effect.fromResult(Signing.verifyInbound({
-      secrets: Endpoints.activeSecrets(endpoint.value, now),
+    const verdict = Signing.verifyInbound({
+      secrets: Endpoints.activeSecrets(endpoint, now),
       signature: request.signature,
       timestamp: request.timestamp,
       body: request.body,
       nowSeconds: Math.floor(now / 1000),
-      required: endpoint.value.requireSignature
-    }))
-    const bodyHash = request.idempotencyKey === undefined ? "" : Signing.hashBody(request.body)
-    const accepted = EventStateMachine.project(undefined, { _tag: "Accepted", at: now })
-    const event: Event = {
-      // The id carries the same time as createdAt, so ids order events exactly by creation time.
-      id: yield* Ids.makeEventIdAt(now, entropy),
-      organizationId,
-      endpointId: endpoint.value.id,
-      eventType,
-      body: request.body,
-      ...accepted,
-      createdAt: now
-    }
-    const outcome = yield* storage.ingest({
-      event,
-      // Checked again in the write: the principal may come from a cache (Accounts.authenticateForIngest).
-      apiKeyId: principal.apiKey.id,
-      periodStart: Quota.periodOf(now).start,
-      idempotency: request.idempotencyKey === undefined
-        ? null
-        : { key: request.idempotencyKey, bodyHash, expiresAt: now + IDEMPOTENCY_WINDOW_MS }
+      required: endpoint.requireSignature
     })
-    if (outcome._tag === "KeyRevoked") return yield* unauthorized
-    if (outcome._tag === "Duplicate") {
-      if (outcome.bodyHash !== bodyHash) {
-        return yield* new IdempotencyConflict({
-          key: request.idempotencyKey ?? "",
-          message:
-            "This Idempotency-Key was already used in the last 24 hours with a different body; use a new key for a new event."
-        })
-      }
-      return { id: outcome.eventId, status: "QUEUED", duplicate: true } as const
+    return Result.isFailure(verdict) ? verdict : Result.succeed(eventType)
+  }
+
+  /** What the storage answered, as the result of the ingest. */
+  const settle = (
+    outcome: IngestOutcome,
+    event: Event,
+    request: IngestRequest,
+    bodyHash: string
+  ): Effect.Effect<IngestResult, IngestError> => {
+    switch (outcome._tag) {
+      case "KeyRevoked":
+        return Effect.fail(unauthorized)
+      case "Duplicate":
+        return outcome.bodyHash === bodyHash
+          ? Effect.succeed({ id: outcome.eventId, status: "QUEUED", duplicate: true })
+          : Effect.fail(
+            new IdempotencyConflict({
+              key: request.idempotencyKey ?? "",
+              message:
+                "This Idempotency-Key was already used in the last 24 hours with a different body; use a new key for a new event."
+            })
+          )
+      case "Inserted":
+        return Effect.as(
+          Effect.andThen(Metric.update(Metrics.eventsAccepted, 1), lifecycle.emit({ _tag: "Accepted", event })),
+          { id: event.id, status: "QUEUED", duplicate: false }
+        )
     }
-    yield* Metric.update(Metrics.eventsAccepted, 1)
-    yield* lifecycle.emit({ _tag: "Accepted", event })
-    return { id: event.id, status: "QUEUED", duplicate: false } as const
-  })
+  }
+
+  /** Checks the request against its endpoint, then stores the event with its first delivery. */
+  const store = (principal: Principal, request: IngestRequest, endpoint: Endpoint, now: number) => {
+    const checked = check(request, endpoint, now)
+    if (Result.isFailure(checked)) return Effect.fail(checked.failure)
+    const bodyHash = request.idempotencyKey === undefined ? "" : Signing.hashBody(request.body)
+    return Effect.flatMap(
+      // The id carries the same time as createdAt, so ids order events exactly by creation time.
+      Ids.makeEventIdAt(now, entropy),
+      (id) => {
+        const event: Event = {
+          id,
+          organizationId: principal.organization.id,
+          endpointId: endpoint.id,
+          eventType: checked.success,
+          body: request.body,
+          ...EventStateMachine.project(undefined, { _tag: "Accepted", at: now }),
+          createdAt: now
+        }
+        return Effect.flatMap(
+          storage.ingest({
+            event,
+            // Checked again in the write: the principal may come from a cache (Accounts.authenticateForIngest).
+            apiKeyId: principal.apiKey.id,
+            periodStart: Quota.periodOf(now).start,
+            idempotency: request.idempotencyKey === undefined
+              ? null
+              : { key: request.idempotencyKey, bodyHash, expiresAt: now + IDEMPOTENCY_WINDOW_MS }
+          }),
+          (outcome) => settle(outcome, event, request, bodyHash)
+        )
+      }
+    )
+  }
+
+  const acceptOnPlan = (principal: Principal, request: IngestRequest, plan: Plan) => {
+    const size = Quota.checkPayloadSize(plan, request.body.byteLength)
+    if (Result.isFailure(size)) return Effect.fail(size.failure)
+    // Its shape was checked by accept.
+    const endpointId = request.endpointId as EndpointId
+    return Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<IngestResult, IngestError> => {
+      const organizationId = principal.organization.id
+      const cached = cachedEndpoint(organizationId, endpointId, now)
+      if (cached !== undefined) return store(principal, request, cached, now)
+      return Effect.flatMap(
+        readEndpoint(organizationId, endpointId, now),
+        (found) => Option.isNone(found) ? Effect.fail(missing(request)) : store(principal, request, found.value, now)
+      )
+    })
+  }
+
+  /**
+   * The hot path of every event, written as a few steps instead of a generator: no span, and synchronous
+   * checks in plain functions (each step of a fiber costs time on every event).
+   */
+  const accept = (principal: Principal, request: IngestRequest): Effect.Effect<IngestResult, IngestError> => {
+    if (!isEndpointId(request.endpointId)) return Effect.fail(missing(request))
+    const plan = plans.get(principal.organization.plan)
+    return plan === undefined
+      ? Effect.flatMap(
+        Quota.effectivePlan(plans, principal.organization.plan),
+        (plan) => acceptOnPlan(principal, request, plan)
+      )
+      : acceptOnPlan(principal, request, plan)
+  }
 
   return Ingestion.of({
     accept,

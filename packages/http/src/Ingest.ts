@@ -7,6 +7,8 @@
  * @since 0.1.0
  */
 import { Accounts, Ingestion, Quota } from "@promptjang/core"
+import type { Principal } from "@promptjang/core/Accounts"
+import type { Plan } from "@promptjang/core/Domain"
 import type { IngestResult } from "@promptjang/core/Ingestion"
 import { Effect } from "effect"
 import * as ApiError from "./ApiError.ts"
@@ -51,26 +53,39 @@ export const make = Effect.gen(function*() {
   const ingestion = yield* Ingestion.Ingestion
   const plans = yield* Quota.Plans
 
-  return Effect.fnUntraced(
-    function*(request: IngestRequest) {
+  const acceptOnPlan = (request: IngestRequest, principal: Principal, plan: Plan) =>
+    Effect.flatMap(request.body(plan.maxPayloadBytes), (body) =>
+      body === undefined
+        ? Effect.fail(Quota.payloadTooLarge(plan, undefined))
+        : Effect.map(
+          ingestion.accept(principal, {
+            endpointId: request.endpointId,
+            body,
+            signature: request.header("x-pj-signature"),
+            timestamp: request.header("x-pj-timestamp"),
+            idempotencyKey: request.header("idempotency-key")
+          }),
+          accepted
+        ))
+
+  // Every event's path, in plain steps rather than a generator (see Ingestion.accept).
+  return (request: IngestRequest): Effect.Effect<ApiError.Answer> =>
+    Effect.flatMap(
       // The key is checked again in the write that stores the event, so a cached principal is safe here.
-      const principal = yield* accounts.authenticateForIngest(bearerOf(request.header("authorization")))
-      const contentType = request.header("content-type")
-      if (!isJsonType(contentType)) return unsupportedMediaType(contentType)
-      const plan = yield* Quota.effectivePlan(plans, principal.organization.plan)
-      const body = yield* request.body(plan.maxPayloadBytes)
-      if (body === undefined) return yield* Effect.fail(Quota.payloadTooLarge(plan, undefined))
-      return accepted(
-        yield* ingestion.accept(principal, {
-          endpointId: request.endpointId,
-          body,
-          signature: request.header("x-pj-signature"),
-          timestamp: request.header("x-pj-timestamp"),
-          idempotencyKey: request.header("idempotency-key")
-        })
-      )
-    },
-    Effect.catch(ApiError.answerEngineError),
-    Effect.catchCause(ApiError.answerDefect)
-  )
+      accounts.authenticateForIngest(bearerOf(request.header("authorization"))),
+      (principal) => {
+        const contentType = request.header("content-type")
+        if (!isJsonType(contentType)) return Effect.succeed(unsupportedMediaType(contentType))
+        const plan = plans.get(principal.organization.plan)
+        return plan === undefined
+          ? Effect.flatMap(
+            Quota.effectivePlan(plans, principal.organization.plan),
+            (plan) => acceptOnPlan(request, principal, plan)
+          )
+          : acceptOnPlan(request, principal, plan)
+      }
+    ).pipe(
+      Effect.catch(ApiError.answerEngineError),
+      Effect.catchCause(ApiError.answerDefect)
+    )
 })
