@@ -43,10 +43,10 @@ const hmacKey = (key: Uint8Array): HmacKey => {
   block.set(key.byteLength > BLOCK ? hash("sha256", key, "buffer") : key)
   const innerPad = Buffer.allocUnsafe(BLOCK)
   const outer = Buffer.alloc(BLOCK + 32)
-  for (let i = 0; i < BLOCK; i++) {
-    innerPad[i] = block[i]! ^ 0x36
-    outer[i] = block[i]! ^ 0x5c
-  }
+  block.forEach((byte, i) => {
+    innerPad[i] = byte ^ 0x36
+    outer[i] = byte ^ 0x5c
+  })
   return { innerPad, outer }
 }
 
@@ -307,8 +307,7 @@ export const verifyInbound = (
  * Python `verify_signature` checks:
  * `hmac.new(secret.encode(), payload_body, hashlib.sha256).hexdigest()`.
  */
-export const signPayload = (secret: string, body: Uint8Array): string =>
-  hmacSha256(rawKey(secret), "", body, "hex")
+export const signPayload = (secret: string, body: Uint8Array): string => hmacSha256(rawKey(secret), "", body, "hex")
 
 /**
  * The Standard Webhooks `webhook-signature` header: `v1,<base64 HMAC-SHA256>`
