@@ -68,22 +68,25 @@ export const make = Effect.gen(function*() {
           accepted
         ))
 
-  // Every event's path, in plain steps rather than a generator (see Ingestion.accept).
+  // Every event's path, in plain steps rather than a generator (see Ingestion.accept). Suspended, so that
+  // nothing runs before the answer is asked for and anything thrown is a defect answered with a 500.
   return (request: IngestRequest): Effect.Effect<ApiError.Answer> =>
-    Effect.flatMap(
-      // The key is checked again in the write that stores the event, so a cached principal is safe here.
-      accounts.authenticateForIngest(bearerOf(request.header("authorization"))),
-      (principal) => {
-        const contentType = request.header("content-type")
-        if (!isJsonType(contentType)) return Effect.succeed(unsupportedMediaType(contentType))
-        const plan = plans.get(principal.organization.plan)
-        return plan === undefined
-          ? Effect.flatMap(
-            Quota.effectivePlan(plans, principal.organization.plan),
-            (plan) => acceptOnPlan(request, principal, plan)
-          )
-          : acceptOnPlan(request, principal, plan)
-      }
+    Effect.suspend(() =>
+      Effect.flatMap(
+        // The key is checked again in the write that stores the event, so a cached principal is safe here.
+        accounts.authenticateForIngest(bearerOf(request.header("authorization"))),
+        (principal) => {
+          const contentType = request.header("content-type")
+          if (!isJsonType(contentType)) return Effect.succeed(unsupportedMediaType(contentType))
+          const plan = plans.get(principal.organization.plan)
+          return plan === undefined
+            ? Effect.flatMap(
+              Quota.effectivePlan(plans, principal.organization.plan),
+              (plan) => acceptOnPlan(request, principal, plan)
+            )
+            : acceptOnPlan(request, principal, plan)
+        }
+      )
     ).pipe(
       Effect.catch(ApiError.answerEngineError),
       Effect.catchCause(ApiError.answerDefect)
