@@ -60,12 +60,15 @@ export const bootstrap = (print: (line: string) => void) =>
       const storage = yield* Storage.Storage
       const accounts = yield* Accounts.Accounts
       if ((yield* storage.listOrganizations).length > 0) return
-      const { apiKey, organization } = yield* accounts.createOrganization({ name: "Default organization" })
-      print("")
-      print("  PromptJang created your organization. The API key is shown this once: keep it now.")
-      print(`  organization id: ${organization.id}`)
-      print(`  API key:         ${apiKey.key}`)
-      print("")
+      // Uninterruptible: a start that fails meanwhile (the port is taken) must not store a key it never shows.
+      yield* Effect.uninterruptible(Effect.gen(function*() {
+        const { apiKey, organization } = yield* accounts.createOrganization({ name: "Default organization" })
+        print("")
+        print("  PromptJang created your organization. The API key is shown this once: keep it now.")
+        print(`  organization id: ${organization.id}`)
+        print(`  API key:         ${apiKey.key}`)
+        print("")
+      }))
     })
   )
 

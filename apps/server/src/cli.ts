@@ -240,6 +240,25 @@ const config = parsed.success
 // ---------------------------------------------------------------------------------------------------------------
 // Failures: one clear line each, with the exit code of its kind.
 
+/** Why the HTTP server could not listen, with the setting to change. */
+const listenFailure = (error: unknown): string => {
+  const cause = typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined
+  const code = typeof cause === "object" && cause !== null && "code" in cause ? cause.code : undefined
+  const where = `Cannot listen on ${config.host}:${config.port}`
+  switch (code) {
+    case "EADDRINUSE":
+      return `${where}: the address is already in use, by another server or an earlier PromptJang still running. ` +
+        "Stop it, or set PORT to a free port."
+    case "EACCES":
+      return `${where}: permission denied (ports below 1024 need privileges). Set PORT to 1024 or above.`
+    case "EADDRNOTAVAIL":
+      return `${where}: ${config.host} is not an address of this machine. Set HOST to one of its addresses, ` +
+        "or to 0.0.0.0 for all of them."
+    default:
+      return `${where}: ${cause instanceof Error ? cause.message : String(cause ?? error)}`
+  }
+}
+
 const describeFailure = (
   cause: CauseType.Cause<unknown>
 ): { readonly message: string; readonly code: number; readonly expected: boolean } => {
@@ -247,6 +266,8 @@ const describeFailure = (
   const tag = typeof error === "object" && error !== null && "_tag" in error ? error._tag : undefined
   const message = error instanceof Error ? error.message : String(error)
   switch (tag) {
+    case "ServeError":
+      return { message: listenFailure(error), code: 1, expected: true }
     case "DatabaseInUse":
     case "LockFailed":
     case "NotFound":

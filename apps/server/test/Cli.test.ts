@@ -197,6 +197,54 @@ describe("promptjang usage errors (exit 2)", () => {
   })
 })
 
+describe("promptjang serve on a port that is taken", () => {
+  it(
+    "exits 1 naming the address and PORT, without a stack trace; the first start after it still shows the key",
+    async () => {
+      const { env } = embedded()
+      const taken = createServer()
+      const port = await new Promise<number>((resolve) =>
+        taken.listen(0, "127.0.0.1", () => {
+          const address = taken.address()
+          resolve(typeof address === "object" && address !== null ? address.port : 0)
+        })
+      )
+      try {
+        const run = await cli(["serve"], { ...env, PORT: String(port), HOST: "127.0.0.1" })
+        assert.strictEqual(run.code, 1)
+        assert.include(
+          run.stderr,
+          `promptjang serve: Cannot listen on 127.0.0.1:${port}: the address is already in use`
+        )
+        assert.include(run.stderr, "set PORT to a free port")
+        assert.notInclude(run.stderr, "    at ")
+        assert.notInclude(run.stdout, "API key")
+      } finally {
+        await new Promise((resolve) => taken.close(resolve))
+      }
+      // Nothing was created that the user never saw: the next start creates the organization and shows its key.
+      const next = spawnCli(["serve"], { ...env, PORT: String(await freePort()), HOST: "127.0.0.1" })
+      const exited = new Promise<number | null>((resolve) => next.on("close", (code) => resolve(code)))
+      const shown = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("the server did not start")), 60_000)
+        const lines: Array<string> = []
+        if (next.stdout === null) return reject(new Error("no stdout"))
+        createInterface({ input: next.stdout }).on("line", (line) => {
+          lines.push(line)
+          if (line.includes("listening on")) {
+            clearTimeout(timer)
+            resolve(lines.join("\n"))
+          }
+        })
+      })
+      next.kill("SIGTERM")
+      assert.strictEqual(await exited, 0)
+      assert.match(shown, /API key: +pj_live_[0-9A-Za-z]{32}/)
+    },
+    120_000
+  )
+})
+
 describe("promptjang org create and keys create on the embedded database", () => {
   const { dataDir, env } = embedded()
   const lockFile = join(dataDir, "promptjang.lock")
