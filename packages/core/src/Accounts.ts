@@ -15,6 +15,7 @@ import { NotFound, type StorageError, Unauthorized, ValidationFailed } from "./E
 import * as Ids from "./Ids.ts"
 import type { ApiKeyId, OrganizationId } from "./Ids.ts"
 import * as Quota from "./Quota.ts"
+import * as ReadCache from "./ReadCache.ts"
 import * as Signing from "./Signing.ts"
 import { Storage } from "./Storage.ts"
 
@@ -79,8 +80,10 @@ export const make = Effect.gen(function*() {
   const plans = yield* Quota.Plans
   const withEntropy = Entropy.withSource(yield* Entropy.Entropy)
   const lastUsed = new Map<ApiKeyId, number>()
-  // Key hash -> principal, for ingest only (see authenticateForIngest); unknown keys are never kept.
-  const principals = new Map<string, { readonly principal: Principal; readonly readAt: number }>()
+  // Key hash -> principal, for ingest only (see authenticateForIngest); unknown and revoked keys are never kept.
+  const principals = yield* ReadCache.make<string, Principal, Unauthorized | StorageError>({
+    ttlMs: INGEST_PRINCIPAL_TTL_MS
+  })
 
   /** The principal of a live key by its hash (Unauthorized when unknown or revoked), its use noted at `now`. */
   const principalOf = Effect.fnUntraced(function*(hash: string, now: number) {
@@ -167,9 +170,7 @@ export const make = Effect.gen(function*() {
     listApiKeys: storage.listApiKeys,
     revokeApiKey: Effect.fn("Accounts.revokeApiKey")(function*(organizationId, id) {
       const found = yield* storage.revokeApiKey(organizationId, id, yield* Clock.currentTimeMillis)
-      for (const [hash, entry] of principals) {
-        if (entry.principal.apiKey.id === id) principals.delete(hash)
-      }
+      principals.invalidate((principal) => principal.apiKey.id === id)
       if (!found) {
         return yield* new NotFound({ resource: "api_key", id, message: `No API key ${id} in this organization.` })
       }
@@ -182,19 +183,14 @@ export const make = Effect.gen(function*() {
     authenticateForIngest: (bearer) => {
       if (bearer === undefined || !Signing.isApiKeyShaped(bearer)) return Effect.fail(unauthorized)
       const hash = Signing.hashApiKey(bearer)
-      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const cached = principals.get(hash)
-        if (cached !== undefined && now - cached.readAt < INGEST_PRINCIPAL_TTL_MS) {
-          lastUsed.set(cached.principal.apiKey.id, now)
-          return Effect.succeed(cached.principal)
-        }
-        principals.delete(hash)
-        return Effect.tap(principalOf(hash, now), (principal) =>
-          Effect.sync(() => {
-            if (principals.size > 10_000) principals.clear()
-            principals.set(hash, { principal, readAt: now })
-          }))
-      })
+      return Effect.flatMap(
+        Clock.currentTimeMillis,
+        (now) =>
+          Effect.map(principals.get(hash, now, () => principalOf(hash, now)), (principal) => {
+            lastUsed.set(principal.apiKey.id, now)
+            return principal
+          })
+      )
     },
     flushLastUsed,
     usage: Effect.fn("Accounts.usage")(function*(organizationId) {

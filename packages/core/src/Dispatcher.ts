@@ -25,6 +25,7 @@ import type { EndpointId } from "./Ids.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import * as Metrics from "./Metrics.ts"
 import { type Claim, Queue } from "./Queue.ts"
+import * as ReadCache from "./ReadCache.ts"
 import * as Signal from "./Signal.ts"
 import * as Signing from "./Signing.ts"
 import { Storage } from "./Storage.ts"
@@ -221,16 +222,11 @@ export const make = Effect.gen(function*() {
   // paying one claim round trip per finished delivery.
   const refillAt = Math.max(1, Math.floor(Math.min(options.batchSize, options.concurrency) / 4))
 
-  // Endpoints change rarely and every delivery needs one: keep what was read for a moment.
-  const endpoints = new Map<EndpointId, { readonly endpoint: Option.Option<Endpoint>; readonly readAt: number }>()
-  const findEndpoint = Effect.fnUntraced(function*(id: EndpointId, now: number) {
-    const cached = endpoints.get(id)
-    if (cached !== undefined && now - cached.readAt < options.endpointCacheMs) return cached.endpoint
-    const endpoint = yield* storage.findEndpoint(id)
-    if (endpoints.size > 10_000) endpoints.clear()
-    endpoints.set(id, { endpoint, readAt: now })
-    return endpoint
+  // Endpoints change rarely and every delivery needs one: keep what was read (found or not) for a moment.
+  const endpoints = yield* ReadCache.make<EndpointId, Option.Option<Endpoint>, StorageError>({
+    ttlMs: options.endpointCacheMs
   })
+  const findEndpoint = (id: EndpointId, now: number) => endpoints.get(id, now, () => storage.findEndpoint(id))
 
   // Requests in flight, per endpoint (the cap that protects a receiver) and in this process, end when the HTTP
   // exchange ends. Recording the attempt waits for a group commit: holding a request slot through it would

@@ -21,14 +21,16 @@ import {
   type IngestError,
   InvalidJson,
   NotFound,
+  type StorageError,
   ValidationFailed
 } from "./Errors.ts"
 import * as EventStateMachine from "./EventStateMachine.ts"
 import * as Ids from "./Ids.ts"
-import type { EndpointId, EventId, OrganizationId } from "./Ids.ts"
+import type { EndpointId, EventId } from "./Ids.ts"
 import { Lifecycle } from "./Lifecycle.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Quota from "./Quota.ts"
+import * as ReadCache from "./ReadCache.ts"
 import * as Signing from "./Signing.ts"
 import { type IngestOutcome, Storage } from "./Storage.ts"
 
@@ -120,22 +122,11 @@ export const make = Effect.gen(function*() {
   const entropy = yield* Entropy.Entropy
   const options = yield* Options
 
-  // The endpoint of every ingest: a hot read, kept for a moment (misses are not kept).
-  const endpoints = new Map<string, { readonly endpoint: Endpoint; readonly readAt: number }>()
-  const cachedEndpoint = (organizationId: OrganizationId, id: EndpointId, now: number) => {
-    const cached = endpoints.get(id)
-    return cached !== undefined && cached.endpoint.organizationId === organizationId &&
-        now - cached.readAt < options.endpointCacheMs
-      ? cached.endpoint
-      : undefined
-  }
-  const readEndpoint = (organizationId: OrganizationId, id: EndpointId, now: number) =>
-    Effect.tap(storage.getEndpoint(organizationId, id), (found) =>
-      Effect.sync(() => {
-        if (Option.isNone(found) || options.endpointCacheMs <= 0) return
-        if (endpoints.size > 10_000) endpoints.clear()
-        endpoints.set(id, { endpoint: found.value, readAt: now })
-      }))
+  // The endpoint of every ingest: a hot read, kept for a moment (misses are not kept), by organization and id.
+  const endpoints = yield* ReadCache.make<string, Option.Option<Endpoint>, StorageError>({
+    ttlMs: options.endpointCacheMs,
+    keep: Option.isSome
+  })
 
   const missing = (request: IngestRequest) =>
     new NotFound({
@@ -246,10 +237,8 @@ export const make = Effect.gen(function*() {
     const endpointId = request.endpointId as EndpointId
     return Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<IngestResult, IngestError> => {
       const organizationId = principal.organization.id
-      const cached = cachedEndpoint(organizationId, endpointId, now)
-      if (cached !== undefined) return store(principal, request, cached, now)
       return Effect.flatMap(
-        readEndpoint(organizationId, endpointId, now),
+        endpoints.get(`${organizationId}/${endpointId}`, now, () => storage.getEndpoint(organizationId, endpointId)),
         (found) => Option.isNone(found) ? Effect.fail(missing(request)) : store(principal, request, found.value, now)
       )
     })
