@@ -250,13 +250,7 @@ export const make = Effect.gen(function*() {
    */
   const accept = (principal: Principal, request: IngestRequest): Effect.Effect<IngestResult, IngestError> => {
     if (!isEndpointId(request.endpointId)) return Effect.fail(missing(request))
-    const plan = plans.get(principal.organization.plan)
-    return plan === undefined
-      ? Effect.flatMap(
-        Quota.effectivePlan(plans, principal.organization.plan),
-        (plan) => acceptOnPlan(principal, request, plan)
-      )
-      : acceptOnPlan(principal, request, plan)
+    return Quota.withEffectivePlan(plans, principal.organization.plan, (plan) => acceptOnPlan(principal, request, plan))
   }
 
   return Ingestion.of({

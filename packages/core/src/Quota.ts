@@ -91,6 +91,19 @@ export const effectivePlan = (catalog: PlanCatalog, name: string): Effect.Effect
   )
 }
 
+/**
+ * `use` with the effective plan of `name`: at once when the catalog has it (no extra step on the path of
+ * every event), after `effectivePlan`'s warning when it does not.
+ */
+export const withEffectivePlan = <A, E, R>(
+  catalog: PlanCatalog,
+  name: string,
+  use: (plan: Plan) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> => {
+  const plan = catalog.get(name)
+  return plan === undefined ? Effect.flatMap(effectivePlan(catalog, name), use) : use(plan)
+}
+
 /** `bytes` in the largest binary unit that keeps it readable: "256 KiB", "2 MiB", "1.5 MiB". */
 const humanBytes = (bytes: number): string | undefined => {
   const round = (value: number) => String(Math.round(value * 100) / 100)

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Result } from "effect"
+import { Effect, Layer, Logger, Option, Result } from "effect"
 import type { Plan } from "../src/Domain.ts"
 import * as Quota from "../src/Quota.ts"
 
@@ -53,6 +53,23 @@ describe("Quota", () => {
         )
         assert.deepStrictEqual(Quota.planOf(catalog, "enterprise"), Option.some(enterprise))
         assert.isTrue(Option.isNone(Quota.planOf(catalog, "pro")))
+      }))
+  })
+
+  describe("withEffectivePlan", () => {
+    it.effect("uses the catalog's plan, or the starter plan with a warning for a name the catalog lacks", () =>
+      Effect.gen(function*() {
+        const warnings: Array<unknown> = []
+        const collect = Logger.layer([Logger.make((options) => void warnings.push(options.message))])
+        const named = (name: string) =>
+          Quota.withEffectivePlan(Quota.defaultCatalog, name, (plan) => Effect.succeed(plan.name)).pipe(
+            Effect.provide(collect)
+          )
+        assert.strictEqual(yield* named("pro"), "pro")
+        assert.deepStrictEqual(warnings, [])
+        assert.strictEqual(yield* named("gold"), "starter")
+        assert.strictEqual(warnings.length, 1)
+        assert.include(String(warnings[0]), "\"gold\" is not in the plan catalog")
       }))
   })
 

@@ -78,13 +78,11 @@ export const make = Effect.gen(function*() {
         (principal) => {
           const contentType = request.header("content-type")
           if (!isJsonType(contentType)) return Effect.succeed(unsupportedMediaType(contentType))
-          const plan = plans.get(principal.organization.plan)
-          return plan === undefined
-            ? Effect.flatMap(
-              Quota.effectivePlan(plans, principal.organization.plan),
-              (plan) => acceptOnPlan(request, principal, plan)
-            )
-            : acceptOnPlan(request, principal, plan)
+          return Quota.withEffectivePlan(
+            plans,
+            principal.organization.plan,
+            (plan) => acceptOnPlan(request, principal, plan)
+          )
         }
       )
     ).pipe(
