@@ -54,6 +54,13 @@ export interface PgBackendOptions {
   readonly gatherIngest: boolean
   /** Sends `NOTIFY` after commits that add due work (a real server; PGlite cannot deliver them). */
   readonly notify: boolean
+  /**
+   * Vacuums the deliveries table once this process has changed this many of its rows (claimed, completed,
+   * released, rescheduled) since the last time; 0 never does. See `upkeepDeliveries`.
+   */
+  readonly vacuumDeliveriesAfter: number
+  /** How often the count above is looked at, in milliseconds of wall-clock time. */
+  readonly vacuumCheckMs: number
 }
 
 /** The in-process wake-up signal, with the instance id that marks this process's own NOTIFY payloads. */
@@ -692,12 +699,45 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
       )
     }
 
+    // Rows of the deliveries table this process has changed since it was last vacuumed (see the upkeep below).
+    let changedDeliveries = 0
     const complete = yield* GroupCommit.make({
-      write: writeCompletions,
+      write: (items: ReadonlyArray<{ readonly claim: Claim; readonly completion: Completion }>) => {
+        changedDeliveries += items.length
+        return writeCompletions(items)
+      },
       maxBatch: options.maxIngestBatch,
       writers: options.completionWriters,
       gather: options.completionLingerMs > 0 ? wallClockSleep(options.completionLingerMs) : undefined
     })
+
+    // -- queue upkeep ----------------------------------------------------------------------------------------
+    /**
+     * The deliveries table is a queue: every delivery leaves dead rows behind (its claim, its deletion), and
+     * until a vacuum every statement on the table reads past them. Autovacuum visits a database at most once a
+     * minute, and never on PGlite (no background processes) or where it is turned off. Measured on a server
+     * with autovacuum off, at 2,000 events/s for 90 s: the table grew to 2,752 pages holding 186k dead rows,
+     * PostgreSQL's CPU rose from 32% to 55% of a core and the p99 from ack to delivery was 10.5 ms; with this
+     * upkeep the table stayed at 115–162 pages, the CPU at 31–37% and the p99 5.0 ms. So the process that
+     * changes the rows vacuums the table (and refreshes its statistics, which replans the statements on it)
+     * once it has changed `vacuumDeliveriesAfter` of them. SKIP_LOCKED: when another process or autovacuum
+     * is at it, this one lets it be.
+     */
+    if (options.vacuumDeliveriesAfter > 0) {
+      const vacuum = sql`VACUUM (ANALYZE, SKIP_LOCKED) deliveries`.pipe(
+        Effect.catchCause((cause) =>
+          Effect.logWarning("Could not vacuum the deliveries table; will try again").pipe(
+            Effect.annotateLogs({ cause })
+          )
+        )
+      )
+      yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+        yield* wallClockSleep(options.vacuumCheckMs)
+        if (changedDeliveries < options.vacuumDeliveriesAfter) return
+        changedDeliveries = 0
+        yield* vacuum
+      })))
+    }
 
     // -- queue -------------------------------------------------------------------------------------------------
     const leaseToken = Effect.map(Random.nextIntBetween(0, Number.MAX_SAFE_INTEGER), (n) => n.toString(36))
@@ -779,6 +819,7 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
             )
             SELECT ${sql.unsafe(EVENT_COLUMNS)}, l.lease FROM leased l JOIN events e ON e.id = l.event_id
             ORDER BY e.id`
+          changedDeliveries += rows.length
           return rows.map((row): Claim => ({ event: toEvent(row), lease: row.lease, leaseExpiresAt: now + leaseMs }))
         }).pipe(orFail),
 
@@ -788,11 +829,15 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
         orFail(sql`
           UPDATE deliveries SET lease = NULL, available_at = ${new Date(dueAt)}
           WHERE event_id = ${claim.event.id} AND lease = ${claim.lease} RETURNING event_id`).pipe(
-          Effect.map((rows) => rows.length > 0)
+          Effect.map((rows) => {
+            changedDeliveries += rows.length
+            return rows.length > 0
+          })
         ),
 
       release: (claims) =>
         claims.length === 0 ? Effect.void : Effect.gen(function*() {
+          changedDeliveries += claims.length
           yield* sql`
             UPDATE deliveries d SET lease = NULL, available_at = ${new Date(0)}
             FROM unnest(${claims.map((c) => c.event.id)}::text[], ${

@@ -40,7 +40,9 @@ export const serverOptions: PgBackend.PgBackendOptions = {
   completionLingerMs: 5,
   maxIngestBatch: 500,
   gatherIngest: false,
-  notify: true
+  notify: true,
+  vacuumDeliveriesAfter: 5_000,
+  vacuumCheckMs: 5_000
 }
 
 /**
@@ -54,7 +56,9 @@ export const pgliteOptions: PgBackend.PgBackendOptions = {
   completionLingerMs: 5,
   maxIngestBatch: 500,
   gatherIngest: true,
-  notify: false
+  notify: false,
+  vacuumDeliveriesAfter: 5_000,
+  vacuumCheckMs: 5_000
 }
 
 /** Both ports over one backend (one signal, one group commit). */

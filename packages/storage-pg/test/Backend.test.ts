@@ -107,6 +107,36 @@ const ingestTransactions = (sql: SqlClient.SqlClient, ids: ReadonlyArray<string>
 const storedEvents = (sql: SqlClient.SqlClient, ids: ReadonlyArray<string>) =>
   Effect.map(sql<{ n: number }>`SELECT count(*)::int AS n FROM events WHERE id = ANY(${ids}::text[])`, countOf)
 
+/** How many times the deliveries table has been vacuumed (by anyone: the upkeep is the only one here). */
+const deliveriesVacuums = (sql: SqlClient.SqlClient) =>
+  Effect.map(
+    sql<{ n: number }>`SELECT vacuum_count::int AS n FROM pg_stat_user_tables WHERE relname = 'deliveries'`,
+    countOf
+  )
+
+/**
+ * Claims and completes `count` fresh deliveries (2 row changes each), then gives the upkeep, which looks every
+ * 20 ms, time to run: the number of vacuums of the deliveries table seen within 2 s (0 when none ran).
+ */
+const vacuumsAfterDeliveries = (backend: Backend, count: number) =>
+  Effect.gen(function*() {
+    const { endpoint } = yield* seedTenant(backend.storage)
+    assertAllInserted(yield* ingestMany(backend.storage, endpoint, count, { concurrency: 10 }))
+    const claims = yield* backend.queue.claimDue({ now: NOW + SECOND, limit: count, leaseMs: HOUR })
+    assert.strictEqual(claims.length, count)
+    for (const claim of claims) {
+      assert.isTrue(yield* backend.queue.complete(claim, Fixtures.delivered(claim.event, NOW + 2 * SECOND)))
+    }
+    return yield* deliveriesVacuums(backend.sql).pipe(
+      Effect.repeat({ until: (n) => n > 0, schedule: Schedule.spaced("20 millis") }),
+      Effect.timeout("2 seconds"),
+      Effect.catchTag("TimeoutError", () => deliveriesVacuums(backend.sql))
+    )
+  })
+
+/** Upkeep that looks every 20 ms and vacuums after `after` changed rows. */
+const upkeep = (after: number) => ({ vacuumDeliveriesAfter: after, vacuumCheckMs: 20 })
+
 const temporaryDir = Effect.acquireRelease(
   Effect.sync(() => mkdtempSync(join(tmpdir(), "promptjang-pglite-"))),
   (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
@@ -190,6 +220,24 @@ describe("Backend on PGlite", () => {
     }), 60_000)
 
   it.live(
+    "vacuums the deliveries table once this process has changed vacuumDeliveriesAfter of its rows",
+    () =>
+      Effect.gen(function*() {
+        const pglite = (after: number) =>
+          buildBackend(
+            PgStorage.layer({ ...PgStorage.pgliteOptions, ...upkeep(after) }).pipe(
+              Layer.provideMerge(PgStorage.layerMigrations),
+              Layer.provideMerge(Database.layerPglite(undefined))
+            )
+          )
+        // 20 deliveries change 40 rows: past 30, the table is vacuumed; short of 100, it is not.
+        assert.isAbove(yield* vacuumsAfterDeliveries(yield* pglite(30), 20), 0)
+        assert.strictEqual(yield* vacuumsAfterDeliveries(yield* pglite(100), 20), 0)
+      }),
+    60_000
+  )
+
+  it.live(
     "keeps events, usage and deliveries on disk across a close and reopen of the same directory",
     () =>
       Effect.gen(function*() {
@@ -257,6 +305,23 @@ if (postgresUrl === undefined) {
   })
 
   describe("Backend on PostgreSQL", () => {
+    it.live(
+      "vacuums the deliveries table once this process has changed vacuumDeliveriesAfter of its rows",
+      () =>
+        Effect.gen(function*() {
+          const withUpkeep = (after: number) =>
+            Effect.flatMap(freshPostgresUrl(server), (db) =>
+              buildBackend(
+                PgStorage.layerListening({ ...PgStorage.serverOptions, ...upkeep(after) }).pipe(
+                  Layer.provideMerge(Database.layerPostgres(db.url, { maxConnections: 4 }))
+                )
+              ))
+          assert.isAbove(yield* vacuumsAfterDeliveries(yield* withUpkeep(30), 20), 0)
+          assert.strictEqual(yield* vacuumsAfterDeliveries(yield* withUpkeep(100), 20), 0)
+        }),
+      60_000
+    )
+
     it.live("wakes a waiting worker of another process when an event is ingested", () =>
       Effect.gen(function*() {
         const { a, b } = yield* twoProcesses
