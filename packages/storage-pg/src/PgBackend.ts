@@ -61,6 +61,11 @@ export interface PgBackendOptions {
   readonly vacuumDeliveriesAfter: number
   /** How often the count above is looked at, in milliseconds of wall-clock time. */
   readonly vacuumCheckMs: number
+  /**
+   * Vacuums the whole database this often, in milliseconds of wall-clock time (0: never), for a database
+   * that has no autovacuum of its own (PGlite).
+   */
+  readonly vacuumDatabaseEveryMs: number
 }
 
 /** The in-process wake-up signal, with the instance id that marks this process's own NOTIFY payloads. */
@@ -737,6 +742,17 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
         changedDeliveries = 0
         yield* vacuum
       })))
+    }
+    // Without autovacuum (PGlite), nothing else reclaims the space of purged events and old row versions.
+    if (options.vacuumDatabaseEveryMs > 0) {
+      yield* Effect.forkScoped(Effect.forever(Effect.andThen(
+        wallClockSleep(options.vacuumDatabaseEveryMs),
+        sql`VACUUM (ANALYZE, SKIP_LOCKED)`.pipe(
+          Effect.catchCause((cause) =>
+            Effect.logWarning("Could not vacuum the database; will try again").pipe(Effect.annotateLogs({ cause }))
+          )
+        )
+      )))
     }
 
     // -- queue -------------------------------------------------------------------------------------------------

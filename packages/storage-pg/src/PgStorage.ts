@@ -42,12 +42,14 @@ export const serverOptions: PgBackend.PgBackendOptions = {
   gatherIngest: false,
   notify: true,
   vacuumDeliveriesAfter: 5_000,
-  vacuumCheckMs: 5_000
+  vacuumCheckMs: 5_000,
+  vacuumDatabaseEveryMs: 0
 }
 
 /**
  * Tuning for PGlite: one writer that gathers a macrotask's worth of requests, completions that wait 5 ms for
- * more (as on a server: fewer statements on its one connection), no NOTIFY.
+ * more (as on a server: fewer statements on its one connection), no NOTIFY, and a vacuum of the whole database
+ * every hour, as PGlite runs no autovacuum (it blocks PGlite's one connection while it runs).
  */
 export const pgliteOptions: PgBackend.PgBackendOptions = {
   ingestWriters: 1,
@@ -58,7 +60,8 @@ export const pgliteOptions: PgBackend.PgBackendOptions = {
   gatherIngest: true,
   notify: false,
   vacuumDeliveriesAfter: 5_000,
-  vacuumCheckMs: 5_000
+  vacuumCheckMs: 5_000,
+  vacuumDatabaseEveryMs: 60 * 60 * 1000
 }
 
 /** Both ports over one backend (one signal, one group commit). */

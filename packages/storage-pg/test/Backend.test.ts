@@ -238,6 +238,27 @@ describe("Backend on PGlite", () => {
   )
 
   it.live(
+    "vacuums the whole database every vacuumDatabaseEveryMs, as PGlite has no autovacuum",
+    () =>
+      Effect.gen(function*() {
+        const backend = yield* buildBackend(
+          PgStorage.layer({ ...PgStorage.pgliteOptions, vacuumDatabaseEveryMs: 50 }).pipe(
+            Layer.provideMerge(PgStorage.layerMigrations),
+            Layer.provideMerge(Database.layerPglite(undefined))
+          )
+        )
+        const vacuumed = backend.sql<{ n: number }>`
+        SELECT count(*)::int AS n FROM pg_stat_user_tables
+        WHERE relname IN ('events', 'attempts', 'idempotency_keys') AND vacuum_count > 0`.pipe(Effect.map(countOf))
+        assert.strictEqual(
+          yield* vacuumed.pipe(Effect.repeat({ until: (n) => n === 3, schedule: Schedule.spaced("20 millis") })),
+          3
+        )
+      }).pipe(Effect.timeout("10 seconds")),
+    60_000
+  )
+
+  it.live(
     "keeps events, usage and deliveries on disk across a close and reopen of the same directory",
     () =>
       Effect.gen(function*() {
