@@ -142,12 +142,6 @@ const standardKey = (secret: string): HmacKey => {
 // Inbound: X-PJ-Signature / X-PJ-Timestamp
 // ---------------------------------------------------------------------------
 
-/** The lowercase hex digest of the inbound scheme. */
-const inboundDigest = (secret: string, timestamp: string, body: Uint8Array): string =>
-  // The body is hashed as the bytes received: decoding and re-encoding it
-  // could change it (invalid UTF-8, a BOM) and break a valid signature.
-  hmacSha256(rawKey(secret), `${timestamp}.`, body, "hex")
-
 /**
  * The `X-PJ-Signature` a sender computes: lowercase hex HMAC-SHA256, keyed with
  * the whole secret string (including `whsec_`) as UTF-8, over
@@ -160,7 +154,9 @@ const inboundDigest = (secret: string, timestamp: string, body: Uint8Array): str
  * ```
  */
 export const signInbound = (secret: string, timestamp: string, body: Uint8Array): string =>
-  inboundDigest(secret, timestamp, body)
+  // The body is hashed as the bytes received: decoding and re-encoding it
+  // could change it (invalid UTF-8, a BOM) and break a valid signature.
+  hmacSha256(rawKey(secret), `${timestamp}.`, body, "hex")
 
 /** The default allowed clock difference for `X-PJ-Timestamp`, in seconds (SPEC §3.4). */
 export const DEFAULT_TOLERANCE_SECONDS = 300
@@ -184,14 +180,17 @@ export interface VerifyInboundOptions {
 }
 
 const HEX_SHA256 = /^[0-9a-fA-F]{64}$/
+const UNIX_SECONDS = /^[0-9]+$/
 
-/** Whether two lowercase hex digests of the same length are equal, in time that does not depend on where they differ. */
+/**
+ * Whether two lowercase hex digests are equal, in time that does not depend on where they differ. Unlike
+ * `constantTimeEqual` it hashes nothing first: both sides are digests of one known length.
+ */
 const equalHexDigests = (a: string, b: string): boolean => {
   let difference = a.length ^ b.length
   for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i)
   return difference === 0
 }
-const UNIX_SECONDS = /^[0-9]+$/
 
 /** A header value shown back in an error, cut short so that a huge header does not make a huge response. */
 const quoted = (value: string): string => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
@@ -283,7 +282,7 @@ export const verifyInbound = (
   const provided = HEX_SHA256.test(trimmedSignature) ? trimmedSignature.toLowerCase() : undefined
   let matched = false
   for (const secret of secrets) {
-    const expected = inboundDigest(secret, trimmedTimestamp, body)
+    const expected = signInbound(secret, trimmedTimestamp, body)
     if (provided !== undefined && equalHexDigests(expected, provided)) matched = true
   }
   return matched

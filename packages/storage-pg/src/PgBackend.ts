@@ -56,7 +56,7 @@ export interface PgBackendOptions {
   readonly notify: boolean
   /**
    * Vacuums the deliveries table once this process has changed this many of its rows (claimed, completed,
-   * released, rescheduled) since the last time; 0 never does. See `upkeepDeliveries`.
+   * released, rescheduled) since the last time; 0 never does. See the queue upkeep in `make`.
    */
   readonly vacuumDeliveriesAfter: number
   /** How often the count above is looked at, in milliseconds of wall-clock time. */
@@ -728,30 +728,26 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
      * once it has changed `vacuumDeliveriesAfter` of them. SKIP_LOCKED: when another process or autovacuum
      * is at it, this one lets it be.
      */
-    if (options.vacuumDeliveriesAfter > 0) {
-      const vacuum = sql`VACUUM (ANALYZE, SKIP_LOCKED) deliveries`.pipe(
+    /** A vacuum whose failure is logged: the next one tries again. */
+    const vacuum = (statement: Effect.Effect<unknown, SqlError.SqlError>, what: string) =>
+      statement.pipe(
         Effect.catchCause((cause) =>
-          Effect.logWarning("Could not vacuum the deliveries table; will try again").pipe(
-            Effect.annotateLogs({ cause })
-          )
+          Effect.logWarning(`Could not vacuum ${what}; will try again`).pipe(Effect.annotateLogs({ cause }))
         )
       )
+    if (options.vacuumDeliveriesAfter > 0) {
       yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
         yield* wallClockSleep(options.vacuumCheckMs)
         if (changedDeliveries < options.vacuumDeliveriesAfter) return
         changedDeliveries = 0
-        yield* vacuum
+        yield* vacuum(sql`VACUUM (ANALYZE, SKIP_LOCKED) deliveries`, "the deliveries table")
       })))
     }
     // Without autovacuum (PGlite), nothing else reclaims the space of purged events and old row versions.
     if (options.vacuumDatabaseEveryMs > 0) {
       yield* Effect.forkScoped(Effect.forever(Effect.andThen(
         wallClockSleep(options.vacuumDatabaseEveryMs),
-        sql`VACUUM (ANALYZE, SKIP_LOCKED)`.pipe(
-          Effect.catchCause((cause) =>
-            Effect.logWarning("Could not vacuum the database; will try again").pipe(Effect.annotateLogs({ cause }))
-          )
-        )
+        vacuum(sql`VACUUM (ANALYZE, SKIP_LOCKED)`, "the database")
       )))
     }
 
