@@ -11,7 +11,7 @@
  * Run: `npm run bench:http` (needs PostgreSQL: PROMPTJANG_BENCH_DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/postgres). Creates and drops its own databases; stops by itself.
  * Each line also shows the server process's CPU time per request (the bare and fastify servers run in this
- * process, so not with autocannon; PostgreSQL's CPU is not counted).
+ * process, so not with autocannon) and, for the two that store events, PostgreSQL's (see cpu.ts).
  * BENCH_CPU_PROF=<dir> writes a CPU profile of the PromptJang server there. BENCH_ROUNDS=<n> measures fastify
  * and PromptJang n times in turn and ends with each round's ratio and their median (the lower of the two middle
  * ones for an even n): on a machine whose speed drifts, a ratio of neighbouring runs is the steadier figure.
@@ -21,7 +21,6 @@ import Fastify from "fastify"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { createHmac } from "node:crypto"
 import { once } from "node:events"
-import { readFileSync } from "node:fs"
 import { mkdtemp, rm, writeFile } from "node:fs/promises"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -29,6 +28,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Client, Pool } from "pg"
+import { type CpuClock, postgresClock, processClock, since } from "./cpu.ts"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const DURATION = Number(process.env["BENCH_SECONDS"] ?? 10)
@@ -63,6 +63,8 @@ interface Result {
   readonly non2xx: number
   /** Seconds of the server process's CPU per request over the counted run. */
   readonly cpuPerRequest?: number | undefined
+  /** Seconds of PostgreSQL's CPU per request over the same run (for the servers that use it). */
+  readonly postgresCpuPerRequest?: number | undefined
 }
 
 const autocannonLoad = async (url: string, headers: Record<string, string>, seconds: number): Promise<Result> => {
@@ -121,52 +123,46 @@ const hasWrk = process.env["BENCH_LOADGEN"] !== "autocannon" &&
   (await run("wrk", ["--version"]).then(() => true, (error: { code?: unknown }) => error.code !== "ENOENT"))
 const measure = hasWrk ? wrkLoad : autocannonLoad
 
-/** CPU seconds used so far by a server: undefined when it cannot be told (see `load`). */
-type CpuClock = () => number | undefined
 /** The servers in this process. Under autocannon, which runs here too, their CPU cannot be told apart. */
 const thisProcess: CpuClock = () => {
   if (!hasWrk) return undefined
   const used = process.cpuUsage()
   return (used.user + used.system) / 1e6
 }
-const ticksPerSecond = await run("getconf", ["CLK_TCK"]).then((out) => Number(out) || 100, () => 100)
-/** A child process, from Linux's /proc (user and system time, fields 14 and 15). */
-const childProcess = (pid: number | undefined): CpuClock => () => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
-  } catch {
-    return undefined
-  }
-}
 
 /**
  * Each server first gets WARMUP_SECONDS of the same load, not counted (JIT, caches, pools). The server's own CPU
  * time over the counted run, per request, is steadier than the rate on a machine whose speed drifts: it says
- * what a request costs the server process (PostgreSQL's share is not in it).
+ * what a request costs the server process. PostgreSQL's CPU per request is measured over the same run.
  */
-const load = async (url: string, headers: Record<string, string>, cpu: CpuClock): Promise<Result> => {
+const load = async (
+  url: string,
+  headers: Record<string, string>,
+  cpu: CpuClock,
+  usesPostgres = true
+): Promise<Result> => {
   if (WARMUP_SECONDS > 0) await measure(url, headers, WARMUP_SECONDS)
-  const before = cpu()
+  const server = since(cpu)
+  const postgres = since(usesPostgres ? postgresClock : () => undefined)
   const result = await measure(url, headers, DURATION)
-  const after = cpu()
+  const serverSeconds = server()
+  const postgresSeconds = postgres()
   const requests = result.perSecond * DURATION
-  return {
-    ...result,
-    cpuPerRequest: before === undefined || after === undefined || requests === 0
-      ? undefined
-      : (after - before) / requests
-  }
+  const perRequest = (seconds: number | undefined) =>
+    seconds === undefined || requests === 0 ? undefined : seconds / requests
+  return { ...result, cpuPerRequest: perRequest(serverSeconds), postgresCpuPerRequest: perRequest(postgresSeconds) }
 }
+
+const micros = (seconds: number | undefined) =>
+  seconds === undefined ? "     n/a" : `${(seconds * 1e6).toFixed(1).padStart(5)} us`
 
 const line = (name: string, r: Result, extra = "") =>
   console.log(
     `${name.padEnd(52)} ${Math.round(r.perSecond).toLocaleString("en-US").padStart(8)} req/s  p99 ${
       String(r.p99).padStart(4)
-    } ms  ${
-      r.cpuPerRequest === undefined ? "     n/a" : `${(r.cpuPerRequest * 1e6).toFixed(1).padStart(5)} us`
-    } CPU/req${r.errors + r.non2xx > 0 ? `  (${r.errors} errors, ${r.non2xx} non-2xx)` : ""}${extra}`
+    } ms  ${micros(r.cpuPerRequest)} CPU/req${
+      r.postgresCpuPerRequest === undefined ? "" : ` (+${micros(r.postgresCpuPerRequest).trim()} PostgreSQL)`
+    }${r.errors + r.non2xx > 0 ? `  (${r.errors} errors, ${r.non2xx} non-2xx)` : ""}${extra}`
   )
 
 const firstLineMatching = (child: ChildProcess, pattern: RegExp) =>
@@ -202,7 +198,7 @@ const main = async () => {
     await once(bare, "listening")
     line(
       "bare node:http answering 202",
-      await load(`http://127.0.0.1:${(bare.address() as AddressInfo).port}/e/x`, {}, thisProcess)
+      await load(`http://127.0.0.1:${(bare.address() as AddressInfo).port}/e/x`, {}, thisProcess, false)
     )
     bare.close()
 
@@ -266,7 +262,7 @@ const main = async () => {
         authorization: `Bearer ${key}`,
         "x-pj-signature": signature,
         "x-pj-timestamp": timestamp
-      }, childProcess(server.pid))
+      }, processClock(server.pid))
       ratios.push(ours.perSecond / fastifyResult.perSecond)
       line(
         `PromptJang server on PostgreSQL, signed, durable 202${label}`,

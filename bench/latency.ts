@@ -3,7 +3,8 @@
  * 500, 1,000 and 2,000 events/s for a fixed time to the PromptJang server (role all, on PostgreSQL), which
  * delivers them to a loopback receiver in this process. Prints ack→delivery latency p50/p99 per rate: the
  * time from the 202 reaching the sender to the delivery reaching the receiver (negative when the delivery
- * arrives first, counted as 0).
+ * arrives first, counted as 0). Beneath each rate: the CPU the server, PostgreSQL and this process used over
+ * that run, as shares of one core (see cpu.ts); on two cores, together near 200% means the machine was full.
  *
  * Run: `npm run bench:latency` (needs PostgreSQL: PROMPTJANG_BENCH_DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/postgres). Creates and drops its own database; stops by itself.
@@ -27,6 +28,7 @@ import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Client } from "pg"
 import { Agent, request } from "undici"
+import { postgresClock, processClock, since } from "./cpu.ts"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10)
@@ -52,6 +54,12 @@ const withDatabase = (url: string, database: string) => {
 }
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
+
+/** This process: the load generator and the receiver. */
+const generatorClock = () => {
+  const used = process.cpuUsage()
+  return (used.user + used.system) / 1e6
+}
 
 const GC_FLAG = "--single-threaded-gc"
 // On two cores shared with PostgreSQL, the server runs as docs/configuration.md recommends for such machines.
@@ -122,6 +130,12 @@ const main = async () => {
         lag.set(window, Math.max(lag.get(window) ?? 0, now - lastTick - 1))
         lastTick = now
       }, 1)
+      // CPU over the run, from the first send until the last delivery arrived (or the wait for them ended).
+      const cpu = {
+        server: since(processClock(server?.pid)),
+        postgres: since(postgresClock),
+        generator: since(generatorClock)
+      }
       const sends: Array<Promise<void>> = []
       let sent = 0
       // Open model: send on schedule whatever the answers do.
@@ -165,6 +179,12 @@ const main = async () => {
       await Promise.all(sends)
       const deadline = performance.now() + 30_000
       while (received.size < acked.size && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      const elapsed = (performance.now() - started) / 1000
+      const cores = (seconds: number | undefined) =>
+        seconds === undefined ? "n/a" : `${Math.round((seconds / elapsed) * 100)}%`
+      const usage = `server ${cores(cpu.server())}, PostgreSQL ${cores(cpu.postgres())}, generator and receiver ${
+        cores(cpu.generator())
+      } of a core`
       const latencies = Array.from(acked, ([id, at]) => Math.max(0, (received.get(id) ?? Number.NaN) - at))
         .filter((value) => !Number.isNaN(value))
         .sort((a, b) => a - b)
@@ -188,7 +208,7 @@ const main = async () => {
           )
         }
       }
-      return { total, acked: acked.size, failed, achieved, latencies }
+      return { total, acked: acked.size, failed, achieved, latencies, usage }
     }
 
     console.log(
@@ -217,6 +237,7 @@ const main = async () => {
           run.achieved < rate * 0.9 ? ` (generator fell behind: ${Math.round(run.achieved)} ev/s sent)` : ""
         }`
       )
+      console.log(`       CPU: ${run.usage}`)
     }
     await agent.close()
   } finally {
