@@ -1,10 +1,13 @@
 /**
  * End to end at a fixed rate (issue: server): an open-model load generator sends signed 1 KiB events at
  * 500, 1,000 and 2,000 events/s for a fixed time to the PromptJang server (role all, on PostgreSQL), which
- * delivers them to a loopback receiver in this process. Prints ack→delivery latency p50/p99 per rate: the
- * time from the 202 reaching the sender to the delivery reaching the receiver (negative when the delivery
- * arrives first, counted as 0). Beneath each rate: the CPU the server, PostgreSQL and this process used over
- * that run, as shares of one core (see cpu.ts); on two cores, together near 200% means the machine was full.
+ * delivers them to a loopback receiver (receiver.ts, in a process of its own). Prints ack→delivery latency
+ * p50/p99 per rate: the time from the 202 reaching the sender to the delivery reaching the receiver, both read
+ * on the machine's monotonic clock (negative when the delivery arrives first, counted as 0). With the receiver
+ * in the generator's process, the generator's event loop, serving both, fell behind at 2,000 events/s on a
+ * slow day of this machine: deliveries queued behind it for seconds, which a real receiver would not cause.
+ * Beneath each rate: the CPU the server, PostgreSQL, the generator and the receiver used over that run, as
+ * shares of one core (see cpu.ts); on two cores, near 200% in all means the machine was full.
  *
  * Run: `npm run bench:latency` (needs PostgreSQL: PROMPTJANG_BENCH_DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/postgres). Creates and drops its own database; stops by itself.
@@ -21,8 +24,6 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { createHmac } from "node:crypto"
 import { once } from "node:events"
-import { createServer } from "node:http"
-import type { AddressInfo } from "node:net"
 import { availableParallelism } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
@@ -55,7 +56,10 @@ const withDatabase = (url: string, database: string) => {
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN
 
-/** This process: the load generator and the receiver. */
+/** Milliseconds on the machine's monotonic clock, the one the receiver process reports its arrivals on. */
+const now = () => Number(process.hrtime.bigint()) / 1e6
+
+/** This process: the load generator. */
 const generatorClock = () => {
   const used = process.cpuUsage()
   return (used.user + used.system) / 1e6
@@ -68,18 +72,17 @@ const SERVER_FLAGS = availableParallelism() <= 2 ? ["--v8-pool-size=1"] : []
 const main = async () => {
   const database = `promptjang_bench_latency_${process.pid}`
   let server: ChildProcess | undefined
+  // The receiver runs in a process of its own, as a real one would, and reports when each event arrived.
   const received = new Map<string, number>()
-  const receiver = createServer((req, res) => {
-    const id = String(req.headers["x-promptjang-event-id"])
-    req.resume()
-    req.on("end", () => {
-      if (!received.has(id)) received.set(id, performance.now())
-      res.writeHead(200).end("OK")
-    })
+  const receiver = spawn(process.execPath, [join(import.meta.dirname, "receiver.ts"), "--report", "--seconds", "900"], {
+    stdio: ["ignore", "pipe", "inherit"]
   })
-  receiver.keepAliveTimeout = 60_000
-  receiver.listen(0, "127.0.0.1")
-  await once(receiver, "listening")
+  const receiverLines = createInterface({ input: receiver.stdout })
+  const receiverPort = await new Promise<string>((resolve) => receiverLines.once("line", resolve))
+  receiverLines.on("line", (line) => {
+    const [id = "", at = ""] = line.split(" ")
+    received.set(id, Number(at))
+  })
   try {
     await admin(`CREATE DATABASE ${database}`)
     const port = 21000 + (process.pid % 9000)
@@ -108,7 +111,7 @@ const main = async () => {
     const endpoint = (await (await fetch(`${base}/api/v1/endpoints`, {
       method: "POST",
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({ url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks` })
+      body: JSON.stringify({ url: `http://127.0.0.1:${receiverPort}/hooks` })
     })).json()) as { id: string; secret: string }
     const agent = new Agent({ connections: 256, keepAliveTimeout: 60_000 })
     const body = JSON.stringify({ event: "order.created", data: { note: "x".repeat(960) } })
@@ -120,32 +123,33 @@ const main = async () => {
       const sentAt = new Map<string, number>()
       let failed = 0
       const total = rate * seconds
-      const started = performance.now()
+      const started = now()
       // With a timeline: the generator's longest event-loop delay per window (a 1 ms timer's lateness).
       const lag = new Map<number, number>()
       let lastTick = started
       const lagProbe = TIMELINE === undefined ? undefined : setInterval(() => {
-        const now = performance.now()
-        const window = Math.floor((now - started) / TIMELINE)
-        lag.set(window, Math.max(lag.get(window) ?? 0, now - lastTick - 1))
-        lastTick = now
+        const tick = now()
+        const window = Math.floor((tick - started) / TIMELINE)
+        lag.set(window, Math.max(lag.get(window) ?? 0, tick - lastTick - 1))
+        lastTick = tick
       }, 1)
       // CPU over the run, from the first send until the last delivery arrived (or the wait for them ended).
       const cpu = {
         server: since(processClock(server?.pid)),
         postgres: since(postgresClock),
-        generator: since(generatorClock)
+        generator: since(generatorClock),
+        receiver: since(processClock(receiver.pid))
       }
       const sends: Array<Promise<void>> = []
       let sent = 0
       // Open model: send on schedule whatever the answers do.
       await new Promise<void>((resolve) => {
         const tick = () => {
-          const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate))
+          const due = Math.min(total, Math.floor(((now() - started) / 1000) * rate))
           for (; sent < due; sent++) {
             const timestamp = String(Math.floor(Date.now() / 1000))
             const signature = createHmac("sha256", endpoint.secret).update(`${timestamp}.${body}`).digest("hex")
-            const sendTime = performance.now()
+            const sendTime = now()
             sends.push(
               request(`${base}/e/${endpoint.id}`, {
                 method: "POST",
@@ -160,7 +164,7 @@ const main = async () => {
               }).then(async (response) => {
                 const answer = (await response.body.json()) as { id?: string }
                 if (response.statusCode === 202 && answer.id !== undefined) {
-                  acked.set(answer.id, performance.now())
+                  acked.set(answer.id, now())
                   sentAt.set(answer.id, sendTime)
                 } else failed++
               }, () => {
@@ -174,17 +178,22 @@ const main = async () => {
         tick()
       })
       // The rate the generator kept up (sending only, before waiting for the answers and deliveries).
-      const achieved = total / ((performance.now() - started) / 1000)
+      const achieved = total / ((now() - started) / 1000)
       clearInterval(lagProbe)
       await Promise.all(sends)
-      const deadline = performance.now() + 30_000
-      while (received.size < acked.size && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-      const elapsed = (performance.now() - started) / 1000
+      const deadline = now() + 30_000
+      const delivered = () => {
+        let count = 0
+        for (const id of acked.keys()) if (received.has(id)) count++
+        return count
+      }
+      while (delivered() < acked.size && now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      const elapsed = (now() - started) / 1000
       const cores = (seconds: number | undefined) =>
         seconds === undefined ? "n/a" : `${Math.round((seconds / elapsed) * 100)}%`
-      const usage = `server ${cores(cpu.server())}, PostgreSQL ${cores(cpu.postgres())}, generator and receiver ${
+      const usage = `server ${cores(cpu.server())}, PostgreSQL ${cores(cpu.postgres())}, generator ${
         cores(cpu.generator())
-      } of a core`
+      }, receiver ${cores(cpu.receiver())} of a core`
       const latencies = Array.from(acked, ([id, at]) => Math.max(0, (received.get(id) ?? Number.NaN) - at))
         .filter((value) => !Number.isNaN(value))
         .sort((a, b) => a - b)
@@ -242,7 +251,7 @@ const main = async () => {
     await agent.close()
   } finally {
     server?.kill("SIGTERM")
-    receiver.close()
+    receiver.kill("SIGTERM")
     await new Promise((resolve) => setTimeout(resolve, 1500))
     await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined)
   }
