@@ -24,6 +24,8 @@ export interface ServerConfig {
   readonly bootstrap: boolean
   readonly role: Role
   readonly workerConcurrency: number
+  /** Of those, the most to one endpoint: PROMPTJANG_ENDPOINT_CONCURRENCY, by default half of them. */
+  readonly endpointConcurrency: number
   readonly logLevel: "Trace" | "Debug" | "Info" | "Warn" | "Error"
   readonly logFormat: "pretty" | "json"
 }
@@ -121,6 +123,7 @@ export const parse = (env: Env): Result.Result<ServerConfig, ReadonlyArray<Confi
     problem("LOG_FORMAT", `LOG_FORMAT="${env["LOG_FORMAT"]}" must be pretty or json.`)
   }
 
+  const workerConcurrency = integer("PROMPTJANG_WORKER_CONCURRENCY", 64, 1, 10_000)
   const config: ServerConfig = {
     port,
     host,
@@ -132,7 +135,8 @@ export const parse = (env: Env): Result.Result<ServerConfig, ReadonlyArray<Confi
     allowPrivateTargets: boolean("PROMPTJANG_ALLOW_PRIVATE_TARGETS", false),
     bootstrap: boolean("PROMPTJANG_BOOTSTRAP", true),
     role,
-    workerConcurrency: integer("PROMPTJANG_WORKER_CONCURRENCY", 64, 1, 10_000),
+    workerConcurrency,
+    endpointConcurrency: integer("PROMPTJANG_ENDPOINT_CONCURRENCY", Math.ceil(workerConcurrency / 2), 1, 10_000),
     logLevel,
     logFormat: formatText === "json" ? "json" : "pretty"
   }

@@ -40,6 +40,7 @@ export const settingsLayer = (config: ServerConfig) =>
       ...Dispatcher.defaultOptions,
       timeoutMs: config.deliveryTimeoutMs,
       concurrency: config.workerConcurrency,
+      perEndpointConcurrency: config.endpointConcurrency,
       // As the defaults (64 and 1,024): attempts waiting for a commit do not hold back requests.
       maxUnfinished: 16 * config.workerConcurrency
     }),

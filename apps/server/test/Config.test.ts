@@ -67,6 +67,22 @@ describe("Config", () => {
       assert.deepStrictEqual([options.concurrency, options.maxUnfinished], [100, 1_600])
     }))
 
+  it.effect("PROMPTJANG_ENDPOINT_CONCURRENCY bounds the requests to one endpoint; by default half of the process's", () =>
+    Effect.gen(function*() {
+      const perEndpoint = (env: Record<string, string>) => {
+        const parsed = Config.parse(env)
+        if (Result.isFailure(parsed)) return Effect.die(new Error("valid settings refused"))
+        return Effect.map(
+          Dispatcher.Options.pipe(Effect.provide(Server.settingsLayer(parsed.success))),
+          (options) => options.perEndpointConcurrency
+        )
+      }
+      assert.strictEqual(yield* perEndpoint({}), 32)
+      assert.strictEqual(yield* perEndpoint({ PROMPTJANG_WORKER_CONCURRENCY: "9" }), 5)
+      assert.strictEqual(yield* perEndpoint({ PROMPTJANG_WORKER_CONCURRENCY: "1" }), 1)
+      assert.strictEqual(yield* perEndpoint({ PROMPTJANG_ENDPOINT_CONCURRENCY: "100" }), 100)
+    }))
+
   it.each([
     ["PORT", "eighty"],
     ["PORT", "70000"],
@@ -77,6 +93,8 @@ describe("Config", () => {
     ["PROMPTJANG_BOOTSTRAP", "2"],
     ["PROMPTJANG_ROLE", "scheduler"],
     ["PROMPTJANG_WORKER_CONCURRENCY", "0"],
+    ["PROMPTJANG_ENDPOINT_CONCURRENCY", "0"],
+    ["PROMPTJANG_ENDPOINT_CONCURRENCY", "all"],
     ["LOG_LEVEL", "loud"],
     ["LOG_FORMAT", "xml"]
   ])("refuses %s=%s with a message naming the variable", (variable, value) => {

@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { Dispatcher } from "@promptjang/core"
 import { Effect } from "effect"
 import { makeTestHost } from "../src/index.ts"
 
@@ -186,6 +187,6 @@ describe("TestHost", () => {
       const waiting = yield* host.events({ endpointId: hanging.id, status: "QUEUED" })
       assert.strictEqual(waiting.length, 100)
       // Only the hanging endpoint's share of the dispatcher is stuck on it.
-      assert.isAtMost(host.receiver.pending(), 16)
+      assert.strictEqual(host.receiver.pending(), Dispatcher.defaultOptions.perEndpointConcurrency)
     }))
 })
