@@ -48,7 +48,10 @@ export type Resolver = (
 export interface Options {
   /** `PROMPTJANG_ALLOW_PRIVATE_TARGETS`: when true, the SSRF guard lets every address through. */
   readonly allowPrivateTargets: boolean
-  /** Most open connections per origin (default 16, the dispatcher's default per-endpoint concurrency). */
+  /**
+   * Most open connections per origin: the dispatcher's per-endpoint concurrency, so that each request in flight
+   * to an endpoint has a connection of its own (default: `Dispatcher.defaultOptions.perEndpointConcurrency`).
+   */
   readonly connections?: number
   /** How long an idle connection is kept for reuse, unless the receiver asks for less (default 4000). */
   readonly keepAliveTimeoutMs?: number
@@ -127,7 +130,7 @@ const makeConnector = (url: string, options: Options): buildConnector.connector 
 /** The undici `Agent` of deliveries: one guarded pool per origin, destroyed (connections closed) with the scope. */
 const makeAgent = (options: Options) => {
   const poolOptions: Pool.Options = {
-    connections: options.connections ?? 16,
+    connections: options.connections ?? CoreDispatcher.defaultOptions.perEndpointConcurrency,
     pipelining: 1,
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 4_000,
     allowH2: false
@@ -212,7 +215,7 @@ export const makeTransport = (dispatcher: Dispatcher): CoreDispatcher.Transport 
  *
  * @example
  * ```ts
- * const client = DeliveryClient.layer({ allowPrivateTargets: config.allowPrivateTargets, connections: 16 })
+ * const client = DeliveryClient.layer({ allowPrivateTargets: config.allowPrivateTargets, connections: 32 })
  * ```
  */
 export const layer = (options: Options): Layer.Layer<HttpClient.HttpClient> =>

@@ -32,6 +32,10 @@ export const storageLayer = (config: ServerConfig) =>
     ? PgStorage.layerPglite(config.dataDir)
     : PgStorage.layerPostgres(Redacted.make(config.databaseUrl))
 
+/** The delivery client: one connection per request the dispatcher may have in flight to an endpoint. */
+export const deliveryClientLayer = (config: ServerConfig) =>
+  DeliveryClient.layer({ allowPrivateTargets: config.allowPrivateTargets, connections: config.endpointConcurrency })
+
 /** The engine's settings from the configuration. */
 export const settingsLayer = (config: ServerConfig) =>
   Layer.mergeAll(
@@ -107,7 +111,7 @@ export const layer = (config: ServerConfig, print: (line: string) => void) => {
   const storage = storageLayer(config).pipe(Layer.provide(EmbeddedLock.layerFor(config, "server")))
   const engine = (config.role === "api" ? Engine.layer : Engine.layerRunning).pipe(
     Layer.provideMerge(storage),
-    Layer.provide(DeliveryClient.layer({ allowPrivateTargets: config.allowPrivateTargets })),
+    Layer.provide(deliveryClientLayer(config)),
     Layer.provide(settingsLayer(config))
   )
   const http = HttpRouter.serve(Routes.layerWith(Layer.merge(metricsRoute, Dashboard.layer)), {

@@ -1,11 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Dispatcher, Errors } from "@promptjang/core"
-import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Result } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
 import type * as Dns from "node:dns"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
+import * as Config from "../src/Config.ts"
 import * as DeliveryClient from "../src/DeliveryClient.ts"
+import * as Server from "../src/Server.ts"
 
 interface Received {
   readonly method: string
@@ -314,6 +316,41 @@ describe("DeliveryClient", () => {
         assert.strictEqual(server.requests.length, 50)
         assert.isAtMost(server.connections(), 2)
       }).pipe(Effect.provide(permissive)))
+
+    it.live("the server's client opens at most PROMPTJANG_ENDPOINT_CONCURRENCY connections to one endpoint", () =>
+      Effect.gen(function*() {
+        const parsed = Config.parse({ PROMPTJANG_ENDPOINT_CONCURRENCY: "3", PROMPTJANG_ALLOW_PRIVATE_TARGETS: "true" })
+        if (Result.isFailure(parsed)) return assert.fail("valid settings refused")
+        const held: Array<Http.ServerResponse> = []
+        const threeArrived = yield* Deferred.make<void>()
+        const server = yield* makeServer((_, response) => {
+          held.push(response)
+          if (held.length === 3) Deferred.doneUnsafe(threeArrived, Exit.void)
+        })
+        yield* Effect.gen(function*() {
+          const client = yield* HttpClient.HttpClient
+          const sends = yield* Effect.forkChild(
+            Effect.forEach(
+              Array.from({ length: 6 }, () => client.execute(post(`http://127.0.0.1:${server.port}/hooks`))),
+              (send) => Effect.flatMap(send, (response) => response.text),
+              { concurrency: "unbounded" }
+            )
+          )
+          yield* Deferred.await(threeArrived)
+          yield* Effect.sleep("100 millis")
+          // The other three wait for a connection of the three.
+          assert.deepStrictEqual([server.requests.length, server.connections()], [3, 3])
+          // Each answer frees a connection for one waiting request.
+          const answerHeld = Effect.sync(() => {
+            for (const response of held.splice(0)) response.end("ok")
+          })
+          yield* answerHeld
+          yield* Effect.sleep("100 millis")
+          yield* answerHeld
+          assert.deepStrictEqual(yield* Fiber.join(sends), ["ok", "ok", "ok", "ok", "ok", "ok"])
+          assert.deepStrictEqual([server.requests.length, server.connections()], [6, 3])
+        }).pipe(Effect.provide(Server.deliveryClientLayer(parsed.success)))
+      }))
 
     it.live("closes its connections when the layer closes", () =>
       Effect.gen(function*() {
