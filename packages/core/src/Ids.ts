@@ -81,13 +81,12 @@ export const timestampOf = (id: string): number => {
   return value
 }
 
-/** An id made now, with random bytes from `bytes`. */
-const makeWith = <A extends string>(prefix: string, bytes: (length: number) => Effect.Effect<Uint8Array>) =>
-  Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    const random = yield* bytes(13)
-    return format(prefix, now, random) as A
-  })
+/** An id made now, with random bytes from `bytes` (plain steps: attempt ids are made on every delivery). */
+const makeWith = <A extends string>(
+  prefix: string,
+  bytes: (length: number) => Effect.Effect<Uint8Array>
+): Effect.Effect<A> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.map(bytes(13), (random) => format(prefix, now, random) as A))
 
 const make = <A extends string>(prefix: string) => makeWith<A>(prefix, Entropy.bytes)
 
