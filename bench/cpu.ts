@@ -2,9 +2,6 @@
  * CPU time of the processes a benchmark measures, read from Linux's /proc (user plus system time): a process by
  * its pid, and PostgreSQL's processes on this machine, found by name. Each reading is undefined where /proc
  * cannot tell (another OS, or PostgreSQL on another machine).
- *
- * A PostgreSQL backend that exits between two readings takes its time with it, so a figure over a run counts
- * the connections that stayed open through it: the pools of the servers measured.
  */
 import { execFileSync } from "node:child_process"
 import { readdirSync, readFileSync } from "node:fs"
@@ -41,25 +38,40 @@ export const processClock = (pid: number | undefined): CpuClock => () => {
   }
 }
 
-/** Every process named `postgres` on this machine (the postmaster, its backends and its helpers). */
-export const postgresClock: CpuClock = () => {
+/** CPU seconds of every process named `postgres` on this machine (the postmaster, its backends, its helpers). */
+const postgresProcesses = (): Map<string, number> | undefined => {
   let entries: Array<string>
   try {
     entries = readdirSync("/proc")
   } catch {
     return undefined
   }
-  let total: number | undefined
+  const seconds = new Map<string, number>()
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue
     try {
-      const { command, seconds } = statOf(entry)
-      if (command === "postgres") total = (total ?? 0) + seconds
+      const stat = statOf(entry)
+      if (stat.command === "postgres") seconds.set(entry, stat.seconds)
     } catch {
       // It exited while the list was read.
     }
   }
-  return total
+  return seconds.size === 0 ? undefined : seconds
+}
+
+/**
+ * Starts measuring PostgreSQL's processes: the returned function gives the CPU seconds they used since, counting
+ * the processes started meanwhile from zero (a backend that exited meanwhile is not counted).
+ */
+export const postgresSince = (): () => number | undefined => {
+  const start = postgresProcesses()
+  return () => {
+    const end = postgresProcesses()
+    if (start === undefined || end === undefined) return undefined
+    let used = 0
+    for (const [pid, seconds] of end) used += seconds - (start.get(pid) ?? 0)
+    return used
+  }
 }
 
 /** Starts measuring: the returned function gives the CPU seconds used since, or undefined. */

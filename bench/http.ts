@@ -14,7 +14,8 @@
  * process, so not with autocannon) and, for the two that store events, PostgreSQL's (see cpu.ts).
  * BENCH_CPU_PROF=<dir> writes a CPU profile of the PromptJang server there. BENCH_ROUNDS=<n> measures fastify
  * and PromptJang n times in turn and ends with each round's ratio and their median (the lower of the two middle
- * ones for an even n): on a machine whose speed drifts, a ratio of neighbouring runs is the steadier figure.
+ * ones for an even n): on a machine whose speed drifts, a ratio of neighbouring runs is the steadier figure. It
+ * also prints, by round, the CPU an event cost fastify (its server and PostgreSQL) divided by what it cost PromptJang.
  */
 import autocannon from "autocannon"
 import Fastify from "fastify"
@@ -28,7 +29,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Client, Pool } from "pg"
-import { type CpuClock, postgresClock, processClock, since } from "./cpu.ts"
+import { type CpuClock, postgresSince, processClock, since } from "./cpu.ts"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const DURATION = Number(process.env["BENCH_SECONDS"] ?? 10)
@@ -143,7 +144,7 @@ const load = async (
 ): Promise<Result> => {
   if (WARMUP_SECONDS > 0) await measure(url, headers, WARMUP_SECONDS)
   const server = since(cpu)
-  const postgres = since(usesPostgres ? postgresClock : () => undefined)
+  const postgres = usesPostgres ? postgresSince() : () => undefined
   const result = await measure(url, headers, DURATION)
   const serverSeconds = server()
   const postgresSeconds = postgres()
@@ -151,6 +152,18 @@ const load = async (
   const perRequest = (seconds: number | undefined) =>
     seconds === undefined || requests === 0 ? undefined : seconds / requests
   return { ...result, cpuPerRequest: perRequest(serverSeconds), postgresCpuPerRequest: perRequest(postgresSeconds) }
+}
+
+/** The server's and PostgreSQL's CPU seconds per request, when both are known. */
+const totalCpu = (r: Result) =>
+  r.cpuPerRequest === undefined || r.postgresCpuPerRequest === undefined
+    ? undefined
+    : r.cpuPerRequest + r.postgresCpuPerRequest
+
+/** The middle value (the lower of the two middle ones for an even count). */
+const median = (values: ReadonlyArray<number>) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN
 }
 
 const micros = (seconds: number | undefined) =>
@@ -251,6 +264,8 @@ const main = async () => {
 
     // Fastify, then PromptJang, ROUNDS times: on a machine whose speed drifts, each ratio compares neighbours.
     const ratios: Array<number> = []
+    // What an event costs the machine (the server's CPU and PostgreSQL's), fastify's over PromptJang's, by round.
+    const cpuRatios: Array<number> = []
     for (let round = 1; round <= ROUNDS; round++) {
       const label = ROUNDS > 1 ? ` [${round}/${ROUNDS}]` : ""
       const fastifyResult = await load(`http://127.0.0.1:${fastifyPort}/e/ep_1`, {}, thisProcess)
@@ -264,6 +279,9 @@ const main = async () => {
         "x-pj-timestamp": timestamp
       }, processClock(server.pid))
       ratios.push(ours.perSecond / fastifyResult.perSecond)
+      const fastifyCpu = totalCpu(fastifyResult)
+      const ourCpu = totalCpu(ours)
+      if (fastifyCpu !== undefined && ourCpu !== undefined) cpuRatios.push(fastifyCpu / ourCpu)
       line(
         `PromptJang server on PostgreSQL, signed, durable 202${label}`,
         ours,
@@ -271,12 +289,18 @@ const main = async () => {
       )
     }
     if (ROUNDS > 1) {
-      const sorted = [...ratios].sort((a, b) => a - b)
       console.log(
         `ratio to fastify by round: ${ratios.map((r) => r.toFixed(2)).join(", ")}; median ${
-          (sorted[Math.floor((sorted.length - 1) / 2)] ?? 0).toFixed(2)
+          median(ratios).toFixed(2)
         }, at least 2 in ${ratios.filter((r) => r >= 2).length} of ${ROUNDS}`
       )
+      if (cpuRatios.length === ROUNDS) {
+        console.log(
+          `CPU per event (server and PostgreSQL), fastify's over PromptJang's by round: ${
+            cpuRatios.map((r) => r.toFixed(2)).join(", ")
+          }; median ${median(cpuRatios).toFixed(2)}`
+        )
+      }
     }
     await fastify.close()
     await pool.end()

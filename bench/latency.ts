@@ -29,7 +29,7 @@ import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Client } from "pg"
 import { Agent, request } from "undici"
-import { postgresClock, processClock, since } from "./cpu.ts"
+import { postgresSince, processClock, since } from "./cpu.ts"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10)
@@ -136,7 +136,7 @@ const main = async () => {
       // CPU over the run, from the first send until the last delivery arrived (or the wait for them ended).
       const cpu = {
         server: since(processClock(server?.pid)),
-        postgres: since(postgresClock),
+        postgres: postgresSince(),
         generator: since(generatorClock),
         receiver: since(processClock(receiver.pid))
       }
