@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Accounts, Backoff, Dispatcher, Engine, Metrics, Queue, Storage, Targets } from "@promptjang/core"
 import { Dashboard } from "@promptjang/dashboard"
 import { Routes } from "@promptjang/http"

@@ -215,14 +215,14 @@ const readCommand = async (argv: ReadonlyArray<string>): Promise<Command> => {
 const command = await readCommand(process.argv.slice(2))
 
 const [
-  { NodeRuntime },
+  NodeRuntime,
   { Accounts },
   { Cause, Effect, Exit, Layer, Logger, References, Result },
   Config,
   EmbeddedLock,
   Server
 ] = await Promise.all([
-  import("@effect/platform-node"),
+  import("@effect/platform-node/NodeRuntime"),
   import("@promptjang/core"),
   import("effect"),
   import("./Config.ts"),

@@ -2,7 +2,7 @@
  * The Node server's direct ingest path answers exactly as the router does, takes only the requests it is
  * meant to, and lets the server shut down with requests under way.
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, describe, it } from "@effect/vitest"
 import { Engine, Memory, Signing, Storage } from "@promptjang/core"
 import { Routes } from "@promptjang/http"
