@@ -11,8 +11,7 @@
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
-import { PGlite } from "@electric-sql/pglite"
-import { PGLiteSocketServer } from "@electric-sql/pglite-socket"
+import type { PGlite } from "@electric-sql/pglite"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlError } from "effect/sql"
 import type { SqlClient } from "effect/sql"
@@ -44,8 +43,11 @@ export const layerPglite = (
     Effect.gen(function*() {
       const db = yield* Effect.acquireRelease(
         Effect.tryPromise({
-          try: () => {
+          // PGlite is loaded only here, so that a server on PostgreSQL never loads it (its JavaScript alone
+          // is several MB to parse at every start).
+          try: async (): Promise<PGlite> => {
             if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true })
+            const { PGlite } = await import("@electric-sql/pglite")
             return PGlite.create(dataDir === undefined ? undefined : dataDir)
           },
           catch: (cause) =>
@@ -62,6 +64,7 @@ export const layerPglite = (
       const server = yield* Effect.acquireRelease(
         Effect.tryPromise({
           try: async () => {
+            const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket")
             const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: 0, maxConnections: 1 })
             await server.start()
             return server
