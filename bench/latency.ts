@@ -78,7 +78,10 @@ const main = async () => {
     stdio: ["ignore", "pipe", "inherit"]
   })
   const receiverLines = createInterface({ input: receiver.stdout })
-  const receiverPort = await new Promise<string>((resolve) => receiverLines.once("line", resolve))
+  const receiverPort = await new Promise<string>((resolve, reject) => {
+    receiverLines.once("line", resolve)
+    receiver.once("exit", (code) => reject(new Error(`the receiver exited (${code}) before it listened`)))
+  })
   receiverLines.on("line", (line) => {
     const [id = "", at = ""] = line.split(" ")
     received.set(id, Number(at))
