@@ -28,6 +28,12 @@ const statOf = (pid: number | string) => {
   }
 }
 
+/** This process (any OS). */
+export const currentProcessClock: CpuClock = () => {
+  const used = process.cpuUsage()
+  return (used.user + used.system) / 1e6
+}
+
 /** One process, by pid. */
 export const processClock = (pid: number | undefined): CpuClock => () => {
   if (pid === undefined) return undefined

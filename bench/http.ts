@@ -29,7 +29,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Client, Pool } from "pg"
-import { type CpuClock, postgresSince, processClock, since } from "./cpu.ts"
+import { type CpuClock, currentProcessClock, postgresSince, processClock, since } from "./cpu.ts"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const DURATION = Number(process.env["BENCH_SECONDS"] ?? 10)
@@ -125,11 +125,7 @@ const hasWrk = process.env["BENCH_LOADGEN"] !== "autocannon" &&
 const measure = hasWrk ? wrkLoad : autocannonLoad
 
 /** The servers in this process. Under autocannon, which runs here too, their CPU cannot be told apart. */
-const thisProcess: CpuClock = () => {
-  if (!hasWrk) return undefined
-  const used = process.cpuUsage()
-  return (used.user + used.system) / 1e6
-}
+const thisProcess: CpuClock = () => (hasWrk ? currentProcessClock() : undefined)
 
 /**
  * Each server first gets WARMUP_SECONDS of the same load, not counted (JIT, caches, pools). The server's own CPU

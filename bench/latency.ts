@@ -29,7 +29,7 @@ import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Client } from "pg"
 import { Agent, request } from "undici"
-import { postgresSince, processClock, since } from "./cpu.ts"
+import { currentProcessClock, postgresSince, processClock, since } from "./cpu.ts"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 10)
@@ -58,12 +58,6 @@ const percentile = (sorted: ReadonlyArray<number>, p: number) =>
 
 /** Milliseconds on the machine's monotonic clock, the one the receiver process reports its arrivals on. */
 const now = () => Number(process.hrtime.bigint()) / 1e6
-
-/** This process: the load generator. */
-const generatorClock = () => {
-  const used = process.cpuUsage()
-  return (used.user + used.system) / 1e6
-}
 
 const GC_FLAG = "--single-threaded-gc"
 // On two cores shared with PostgreSQL, the server runs as docs/configuration.md recommends for such machines.
@@ -140,7 +134,8 @@ const main = async () => {
       const cpu = {
         server: since(processClock(server?.pid)),
         postgres: postgresSince(),
-        generator: since(generatorClock),
+        // This process: the load generator.
+        generator: since(currentProcessClock),
         receiver: since(processClock(receiver.pid))
       }
       const sends: Array<Promise<void>> = []
