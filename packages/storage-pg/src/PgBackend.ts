@@ -717,17 +717,15 @@ export const make = (options: PgBackendOptions, signal: Signal): Effect.Effect<
     })
 
     // -- queue upkeep ----------------------------------------------------------------------------------------
-    /**
-     * The deliveries table is a queue: every delivery leaves dead rows behind (its claim, its deletion), and
-     * until a vacuum every statement on the table reads past them. Autovacuum visits a database at most once a
-     * minute, and never on PGlite (no background processes) or where it is turned off. Measured on a server
-     * with autovacuum off, at 2,000 events/s for 90 s: the table grew to 2,752 pages holding 186k dead rows,
-     * PostgreSQL's CPU rose from 32% to 55% of a core and the p99 from ack to delivery was 10.5 ms; with this
-     * upkeep the table stayed at 115–162 pages, the CPU at 31–37% and the p99 5.0 ms. So the process that
-     * changes the rows vacuums the table (and refreshes its statistics, which replans the statements on it)
-     * once it has changed `vacuumDeliveriesAfter` of them. SKIP_LOCKED: when another process or autovacuum
-     * is at it, this one lets it be.
-     */
+    // The deliveries table is a queue: every delivery leaves dead rows behind (its claim, its deletion), and
+    // until a vacuum every statement on the table reads past them. Autovacuum visits a database at most once a
+    // minute, and never on PGlite (no background processes) or where it is turned off. Measured on a server
+    // with autovacuum off, at 2,000 events/s for 90 s: the table grew to 2,752 pages holding 186k dead rows,
+    // PostgreSQL's CPU rose from 32% to 55% of a core and the p99 from ack to delivery was 10.5 ms; with this
+    // upkeep the table stayed at 115–162 pages, the CPU at 31–37% and the p99 5.0 ms. So the process that
+    // changes the rows vacuums the table (and refreshes its statistics, which replans the statements on it)
+    // once it has changed `vacuumDeliveriesAfter` of them. SKIP_LOCKED: when another process or autovacuum
+    // is at it, this one lets it be.
     /** A vacuum whose failure is logged: the next one tries again. */
     const vacuum = (statement: Effect.Effect<unknown, SqlError.SqlError>, what: string) =>
       statement.pipe(
