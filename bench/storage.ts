@@ -3,8 +3,9 @@
  *
  * - engine ingest throughput on PostgreSQL (events/s durable, through the engine API without HTTP) beside
  *   a baseline of plain single-row INSERTs from the same driver, measured in the same run;
- * - dispatch throughput (deliveries/s to a loopback receiver that answers 200 at once, with the server's
- *   delivery client);
+ * - dispatch throughput (deliveries/s to a loopback receiver that answers 200 at once) with the server's
+ *   delivery client (`DeliveryClient` of `@promptjang/node`), beside effect's `FetchHttpClient` draining a backlog
+ *   of the same size in the same run;
  * - claim latency p50/p99 with 1,000,000 pending-but-not-due deliveries in the table;
  * - engine ingest throughput on PGlite.
  *
@@ -14,10 +15,10 @@
 import { PgClient } from "@effect/sql-pg"
 import { Accounts, Dispatcher, Endpoints, Engine, Ingestion, Queue, Signing, Targets } from "@promptjang/core"
 import type { Principal } from "@promptjang/core/Accounts"
-import * as DeliveryClient from "@promptjang/server/DeliveryClient"
+import { DeliveryClient } from "@promptjang/node"
 import { PgStorage } from "@promptjang/storage-pg"
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
-import { FetchHttpClient } from "effect/http"
+import { FetchHttpClient, type HttpClient } from "effect/http"
 import { SqlClient } from "effect/sql"
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -118,17 +119,19 @@ const baselineInserts = async (url: string) => {
   return BASELINE_ROWS / seconds
 }
 
-/** Runs the dispatcher until the queue is empty; returns deliveries/s. */
-const dispatchAll = async (url: string, expected: number) => {
+/**
+ * Runs the dispatcher with `client` until the queue is empty; returns deliveries/s. The server's client
+ * (`promptjang serve` delivers with it) uses undici's request API without effect's HttpClient in between. Through
+ * effect's HttpClient over undici (NodeHttpClient.layerUndici), two runs in turn on the same machine made 2,688
+ * deliveries/s against 5,944 with it: that path builds an abort error (a DOMException, with its stack) for every
+ * response it reads, and streams the body.
+ */
+const dispatchAll = async (url: string, expected: number, client: Layer.Layer<HttpClient.HttpClient>) => {
   const runtime = ManagedRuntime.make(
     Engine.layerRunning.pipe(
       Layer.provide(PgStorage.layerPostgres(url)),
-      // The server's delivery client (`promptjang serve` delivers with it): undici's request API without effect's
-      // HttpClient in between. Through effect's HttpClient over undici (NodeHttpClient.layerUndici), two runs in
-      // turn on the same machine made 2,688 deliveries/s against 5,944 with this client: that path builds an
-      // abort error (a DOMException, with its stack) for every response it reads, and streams the body.
       Layer.provide([
-        DeliveryClient.layer({ allowPrivateTargets: true, connections: 256 }),
+        client,
         AllowLoopback,
         Layer.succeed(Dispatcher.Options, {
           ...Dispatcher.defaultOptions,
@@ -220,11 +223,26 @@ const main = async () => {
       }x baseline; target >= 20,000 and >= 2x)`
     )
 
-    const dispatch = await dispatchAll(url, INGEST_EVENTS)
+    const undelivered = (left: number) => left > 0 ? `, ${left} left undelivered` : ""
+    const dispatch = await dispatchAll(
+      url,
+      INGEST_EVENTS,
+      DeliveryClient.layer({ allowPrivateTargets: true, connections: 256 })
+    )
     console.log(
       `dispatch on PostgreSQL: backlog of ${fmt(INGEST_EVENTS)} to loopback   ${
         fmt(dispatch.perSecond).padStart(8)
-      } deliveries/s (target >= 8,000)${dispatch.left > 0 ? `, ${dispatch.left} left undelivered` : ""}`
+      } deliveries/s (DeliveryClient; target >= 8,000)${undelivered(dispatch.left)}`
+    )
+    // The same backlog again, delivered through fetch: what an embedder gets with FetchHttpClient.layer.
+    const again = engineOn(PgStorage.layerPostgres(url))
+    await ingestMany(again, receiverUrl, INGEST_EVENTS)
+    await again.dispose()
+    const viaFetch = await dispatchAll(url, INGEST_EVENTS, FetchHttpClient.layer)
+    console.log(
+      `  the same through effect's FetchHttpClient            ${fmt(viaFetch.perSecond).padStart(8)} deliveries/s (${
+        (dispatch.perSecond / viaFetch.perSecond).toFixed(1)
+      }x as many with DeliveryClient)${undelivered(viaFetch.left)}`
     )
 
     const claims = await claimLatency(withDatabase(SERVER, claimDb))

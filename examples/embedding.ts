@@ -7,15 +7,19 @@
  */
 import { Engine, Memory } from "@promptjang/core"
 import { WebHandler } from "@promptjang/http"
+import { DeliveryClient } from "@promptjang/node"
 import { Layer, Redacted } from "effect"
-import { FetchHttpClient } from "effect/http"
 import { createServer, type IncomingMessage } from "node:http"
 import type { AddressInfo } from "node:net"
 
 const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1] ?? 30)
 
-// The engine in memory here; PgStorage.layerPostgres(url) or layerPglite(dir) in a real app.
-const promptjang = WebHandler.make(Engine.layerRunning.pipe(Layer.provide([Memory.layer, FetchHttpClient.layer])), {
+// The engine in memory here; PgStorage.layerPostgres(url) or layerPglite(dir) in a real app. Deliveries go
+// through the bundled server's client, which refuses endpoints whose host name resolves to a private address.
+const Live = Engine.layerRunning.pipe(
+  Layer.provide([Memory.layer, DeliveryClient.layer({ allowPrivateTargets: false })])
+)
+const promptjang = WebHandler.make(Live, {
   basePath: "/webhooks",
   adminToken: Redacted.make(process.env["ADMIN_TOKEN"] ?? "change-me")
 })

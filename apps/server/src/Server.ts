@@ -10,12 +10,12 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Accounts, Backoff, Dispatcher, Engine, Metrics, Queue, Storage, Targets } from "@promptjang/core"
 import { Dashboard } from "@promptjang/dashboard"
 import { Routes } from "@promptjang/http"
+import { DeliveryClient } from "@promptjang/node"
 import { PgStorage } from "@promptjang/storage-pg"
 import { Clock, Effect, Layer, Logger, Redacted, References } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import type { ServerConfig } from "./Config.ts"
-import * as DeliveryClient from "./DeliveryClient.ts"
 import * as EmbeddedLock from "./EmbeddedLock.ts"
 import * as FastIngest from "./FastIngest.ts"
 
@@ -32,9 +32,11 @@ export const storageLayer = (config: ServerConfig) =>
     ? PgStorage.layerPglite(config.dataDir)
     : PgStorage.layerPostgres(Redacted.make(config.databaseUrl))
 
-/** The delivery client: one connection per request the dispatcher may have in flight to an endpoint. */
-export const deliveryClientLayer = (config: ServerConfig) =>
-  DeliveryClient.layer({ allowPrivateTargets: config.allowPrivateTargets, connections: config.endpointConcurrency })
+/** The delivery client's settings: one connection per request the dispatcher may have in flight to an endpoint. */
+export const deliveryClientOptions = (config: ServerConfig): DeliveryClient.Options => ({
+  allowPrivateTargets: config.allowPrivateTargets,
+  connections: config.endpointConcurrency
+})
 
 /** The engine's settings from the configuration. */
 export const settingsLayer = (config: ServerConfig) =>
@@ -111,7 +113,7 @@ export const layer = (config: ServerConfig, print: (line: string) => void) => {
   const storage = storageLayer(config).pipe(Layer.provide(EmbeddedLock.layerFor(config, "server")))
   const engine = (config.role === "api" ? Engine.layer : Engine.layerRunning).pipe(
     Layer.provideMerge(storage),
-    Layer.provide(deliveryClientLayer(config)),
+    Layer.provide(DeliveryClient.layer(deliveryClientOptions(config))),
     Layer.provide(settingsLayer(config))
   )
   const http = HttpRouter.serve(Routes.layerWith(Layer.merge(metricsRoute, Dashboard.layer)), {

@@ -83,6 +83,18 @@ describe("Config", () => {
       assert.strictEqual(yield* perEndpoint({ PROMPTJANG_ENDPOINT_CONCURRENCY: "100" }), 100)
     }))
 
+  it("the delivery client keeps one connection per request that may be in flight to an endpoint", () => {
+    const parsed = Config.parse({ PROMPTJANG_ENDPOINT_CONCURRENCY: "3", PROMPTJANG_ALLOW_PRIVATE_TARGETS: "true" })
+    if (Result.isFailure(parsed)) return assert.fail("valid settings refused")
+    assert.deepStrictEqual(Server.deliveryClientOptions(parsed.success), { allowPrivateTargets: true, connections: 3 })
+    const defaults = Config.parse({})
+    if (Result.isFailure(defaults)) return assert.fail("valid settings refused")
+    assert.deepStrictEqual(Server.deliveryClientOptions(defaults.success), {
+      allowPrivateTargets: false,
+      connections: 32
+    })
+  })
+
   it.each([
     ["PORT", "eighty"],
     ["PORT", "70000"],

@@ -35,7 +35,10 @@ import * as Json from "./Json.ts"
 export interface RelayOptions {
   /** Storage and Queue (default: in memory). Use `PgStorage.layerPostgres(url)` or `layerPglite(dir)` to persist. */
   readonly storage?: Layer.Layer<Storage.Storage | Queue.Queue, unknown> | undefined
-  /** The client deliveries go through (default: fetch, with redirects not followed). */
+  /**
+   * The client deliveries go through (default: fetch, with redirects not followed). On Node,
+   * `DeliveryClient.layer(...)` of `@promptjang/node` adds the SSRF guard at send time and is faster.
+   */
   readonly httpClient?: Layer.Layer<HttpClient.HttpClient, unknown> | undefined
   /** Retry delays such as `"60s,2m,4m"` (default: the FAQ's schedule). */
   readonly retrySchedule?: string | undefined

@@ -17,9 +17,9 @@
  *
  * @example
  * ```ts
- * import * as DeliveryClient from "./DeliveryClient.ts"
+ * import { DeliveryClient } from "@promptjang/node"
  *
- * Dispatcher.layer.pipe(Layer.provide(DeliveryClient.layer({ allowPrivateTargets: false })))
+ * Engine.layerRunning.pipe(Layer.provide([Memory.layer, DeliveryClient.layer({ allowPrivateTargets: false })]))
  * ```
  *
  * @since 0.1.0

@@ -1,13 +1,23 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Dispatcher, Errors } from "@promptjang/core"
-import { Deferred, Effect, Exit, Fiber, Layer, Result } from "effect"
+import {
+  Accounts,
+  Dispatcher,
+  Endpoints,
+  Engine,
+  Errors,
+  Ingestion,
+  Lifecycle,
+  Memory,
+  Targets
+} from "@promptjang/core"
+import type { Attempt } from "@promptjang/core/Domain"
+import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
+import { createHmac } from "node:crypto"
 import type * as Dns from "node:dns"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import * as Config from "../src/Config.ts"
 import * as DeliveryClient from "../src/DeliveryClient.ts"
-import * as Server from "../src/Server.ts"
 
 interface Received {
   readonly method: string
@@ -317,10 +327,8 @@ describe("DeliveryClient", () => {
         assert.isAtMost(server.connections(), 2)
       }).pipe(Effect.provide(permissive)))
 
-    it.live("the server's client opens at most PROMPTJANG_ENDPOINT_CONCURRENCY connections to one endpoint", () =>
+    it.live("opens at most `connections` connections to one endpoint; the other requests wait for one", () =>
       Effect.gen(function*() {
-        const parsed = Config.parse({ PROMPTJANG_ENDPOINT_CONCURRENCY: "3", PROMPTJANG_ALLOW_PRIVATE_TARGETS: "true" })
-        if (Result.isFailure(parsed)) return assert.fail("valid settings refused")
         const held: Array<Http.ServerResponse> = []
         const threeArrived = yield* Deferred.make<void>()
         const server = yield* makeServer((_, response) => {
@@ -349,7 +357,7 @@ describe("DeliveryClient", () => {
           yield* answerHeld
           assert.deepStrictEqual(yield* Fiber.join(sends), ["ok", "ok", "ok", "ok", "ok", "ok"])
           assert.deepStrictEqual([server.requests.length, server.connections()], [6, 3])
-        }).pipe(Effect.provide(Server.deliveryClientLayer(parsed.success)))
+        }).pipe(Effect.provide(DeliveryClient.layer({ allowPrivateTargets: true, connections: 3 })))
       }))
 
     it.live("closes its connections when the layer closes", () =>
@@ -497,5 +505,62 @@ describe("DeliveryClient", () => {
         assert.strictEqual((yield* Fiber.join(fiber))._tag, "TimeoutError")
         yield* Deferred.await(closed)
       }).pipe(Effect.provide(permissive)))
+  })
+
+  describe("with the engine", () => {
+    /**
+     * One event through a running engine in memory that delivers with `client`, to an endpoint on a host name
+     * only the fake resolver knows (so nothing but the layer's guarded lookup can reach it); the attempt.
+     */
+    const deliverOne = (server: TestServer, client: Layer.Layer<HttpClient.HttpClient>, allowPrivateTargets: boolean) =>
+      Effect.gen(function*() {
+        const attempted = yield* Deferred.make<Attempt>()
+        yield* Lifecycle.Lifecycle.use((l) =>
+          l.subscribe((n) => n._tag === "Attempted" ? Deferred.succeed(attempted, n.attempt) : Effect.void)
+        )
+        const { apiKey, organization } = yield* Accounts.Accounts.use((a) => a.createOrganization({ name: "Acme" }))
+        const endpoint = yield* Endpoints.Endpoints.use((e) =>
+          e.create(organization.id, { url: `http://hooks.example.test:${server.port}/hooks` })
+        )
+        const body = new TextEncoder().encode(JSON.stringify({ event: "order.created" }))
+        yield* Ingestion.Ingestion.use((i) => i.ingest(apiKey.key, { endpointId: endpoint.id, body }))
+        return { attempt: yield* Deferred.await(attempted), secret: endpoint.secret, body }
+      }).pipe(
+        Effect.provide(Engine.layerRunning.pipe(
+          Layer.provide([Memory.layer, client]),
+          Layer.provide(Layer.succeed(Targets.TargetPolicy, { allowPrivateTargets }))
+        ))
+      )
+
+    it.live("delivers the engine's events, signed, through the layer's connections", () =>
+      Effect.gen(function*() {
+        const server = yield* makeServer()
+        const { resolve } = fakeResolver(["127.0.0.1"])
+        const { attempt, body, secret } = yield* deliverOne(
+          server,
+          DeliveryClient.layer({ allowPrivateTargets: true, resolve }),
+          true
+        )
+        assert.deepStrictEqual([attempt.statusCode, attempt.error], [200, null])
+        assert.strictEqual(server.requests.length, 1)
+        const received = server.requests[0] ?? assert.fail("nothing received")
+        assert.deepStrictEqual(new Uint8Array(received.body), body)
+        // SPEC §4: lowercase hex HMAC-SHA256 of the body, keyed with the secret string.
+        const expected = createHmac("sha256", secret).update(body).digest("hex")
+        assert.strictEqual(received.headers["x-promptjang-signature"], expected)
+      }))
+
+    it.live("refuses, at send time, an endpoint whose host name resolves to loopback", () =>
+      Effect.gen(function*() {
+        const server = yield* makeServer()
+        const { resolve } = fakeResolver(["127.0.0.1"])
+        const { attempt } = yield* deliverOne(
+          server,
+          DeliveryClient.layer({ allowPrivateTargets: false, resolve }),
+          false
+        )
+        assert.deepStrictEqual([attempt.statusCode, attempt.error], [null, "blocked_address"])
+        assert.strictEqual(server.requests.length, 0)
+      }))
   })
 })
