@@ -30,6 +30,7 @@ import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { Client, Pool } from "pg"
 import { type CpuClock, currentProcessClock, postgresSince, processClock, since } from "./cpu.ts"
+import { median } from "./stats.ts"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const DURATION = Number(process.env["BENCH_SECONDS"] ?? 10)
@@ -157,11 +158,6 @@ const totalCpu = (r: Result) =>
     : r.cpuPerRequest + r.postgresCpuPerRequest
 
 /** The middle value (the lower of the two middle ones for an even count). */
-const median = (values: ReadonlyArray<number>) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN
-}
-
 const micros = (seconds: number | undefined) =>
   seconds === undefined ? "     n/a" : `${(seconds * 1e6).toFixed(1).padStart(5)} us`
 

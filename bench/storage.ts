@@ -25,6 +25,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
+import { percentile } from "./stats.ts"
 
 const SERVER = process.env["PROMPTJANG_BENCH_DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres"
 const INGEST_EVENTS = Number(process.env["BENCH_INGEST_EVENTS"] ?? 50_000)
@@ -51,8 +52,6 @@ const payload = (i: number) => {
   return new TextEncoder().encode(JSON.stringify(base))
 }
 
-const percentile = (sorted: ReadonlyArray<number>, p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
 const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
 
 /** Runs `count` tasks with at most `concurrency` at once; returns the elapsed seconds. */
