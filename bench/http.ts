@@ -157,7 +157,7 @@ const totalCpu = (r: Result) =>
     ? undefined
     : r.cpuPerRequest + r.postgresCpuPerRequest
 
-/** The middle value (the lower of the two middle ones for an even count). */
+/** Seconds as microseconds, in a fixed width. */
 const micros = (seconds: number | undefined) =>
   seconds === undefined ? "     n/a" : `${(seconds * 1e6).toFixed(1).padStart(5)} us`
 
@@ -270,14 +270,15 @@ const main = async () => {
         "x-pj-signature": signature,
         "x-pj-timestamp": timestamp
       }, processClock(server.pid))
-      ratios.push(ours.perSecond / fastifyResult.perSecond)
+      const ratio = ours.perSecond / fastifyResult.perSecond
+      ratios.push(ratio)
       const fastifyCpu = totalCpu(fastifyResult)
       const ourCpu = totalCpu(ours)
       if (fastifyCpu !== undefined && ourCpu !== undefined) cpuRatios.push(fastifyCpu / ourCpu)
       line(
         `PromptJang server on PostgreSQL, signed, durable 202${label}`,
         ours,
-        `  (${(ours.perSecond / fastifyResult.perSecond).toFixed(1)}x fastify; targets >= 12,000 and >= 2x fastify)`
+        `  (${ratio.toFixed(1)}x fastify; targets >= 12,000 and >= 2x fastify)`
       )
     }
     if (ROUNDS > 1) {

@@ -242,13 +242,14 @@ const main = async () => {
       for (const rate of RATES) {
         const run = await runAt(rate, SECONDS)
         const { latencies } = run
-        p99s.get(rate)?.push(percentile(latencies, 0.99))
+        const p99 = percentile(latencies, 0.99)
+        p99s.get(rate)?.push(p99)
         console.log(
           `${String(rate).padStart(5)} ev/s offered${
             ROUNDS > 1 ? ` [${round}/${ROUNDS}]` : ""
           }: ${run.acked}/${run.total} acked (${run.failed} failed), ${latencies.length} delivered; ack→delivery p50 ${
             percentile(latencies, 0.5).toFixed(1)
-          } ms, p90 ${percentile(latencies, 0.9).toFixed(1)} ms, p99 ${percentile(latencies, 0.99).toFixed(1)} ms${
+          } ms, p90 ${percentile(latencies, 0.9).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms${
             run.achieved < rate * 0.9 ? ` (generator fell behind: ${Math.round(run.achieved)} ev/s sent)` : ""
           }`
         )

@@ -91,6 +91,9 @@ const assertPosted = (server: TestServer, body: Uint8Array): Received => {
   return received
 }
 
+/** A JSON body with a two-byte UTF-8 character, then a NUL and a byte that is not UTF-8: sent as is, byte for byte. */
+const awkwardBody = new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0xa9, 0x22, 0x7d, 0x00, 0xff])
+
 /** A port on 127.0.0.1 with nothing listening. */
 const freePort = Effect.callback<number>((resume) => {
   const server = Http.createServer()
@@ -205,7 +208,7 @@ describe("DeliveryClient", () => {
           response.writeHead(200, { "content-type": "text/plain" })
           response.end("thanks")
         })
-        const body = new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0xa9, 0x22, 0x7d, 0x00, 0xff])
+        const body = awkwardBody
         const client = yield* HttpClient.HttpClient
         const response = yield* client.execute(
           post(`http://127.0.0.1:${server.port}/hooks?x=1`, body).pipe(
@@ -396,7 +399,7 @@ describe("DeliveryClient", () => {
           response.writeHead(201, { "content-type": "text/plain" })
           response.end("thanks")
         })
-        const body = new Uint8Array([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0xa9, 0x22, 0x7d, 0x00, 0xff])
+        const body = awkwardBody
         const response = yield* deliver(`http://127.0.0.1:${server.port}/hooks?x=1`, {
           body,
           headers: { "user-agent": "PromptJang/0.1.0", "x-promptjang-signature": "abc123" }
